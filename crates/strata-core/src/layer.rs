@@ -1,0 +1,432 @@
+//! Composition: [`Layer`], the [`StoreBuilder`] that stacks layers, and [`Around`] +
+//! [`Decorated`], the one place the trait's methods are forwarded for decorators that act
+//! around calls.
+//!
+//! # The ordering rule
+//!
+//! **The first layer added is the outermost**, exactly as tower's `ServiceBuilder`: a call
+//! enters the first layer, then the second, …, then the store. The built stack's `Debug` prints
+//! the resolved order, outermost first.
+//!
+//! ```
+//! use strata_core::{PassThrough, StoreBuilder};
+//! # #[derive(Debug)] struct Backend;
+//! # strata_core::noop_attachment_manifest!(Backend);
+//! # #[async_trait::async_trait]
+//! # impl strata_core::RuntimePersistence for Backend {
+//! #   async fn load_session(&self, _: strata_core::SessionReadScope) -> Result<Option<strata_core::PersistedSessionRead>, strata_core::StoreError> { Ok(None) }
+//! #   async fn load_node(&self, _: &str) -> Result<Option<strata_core::SessionNodeRecord>, strata_core::StoreError> { Ok(None) }
+//! #   async fn commit_runtime_state(&self, _: strata_core::RuntimeCommit) -> Result<strata_core::RuntimeCommitResult, strata_core::StoreError> { unimplemented!() }
+//! #   async fn save_session_meta(&self, _: strata_core::SessionMeta) -> Result<(), strata_core::StoreError> { Ok(()) }
+//! #   async fn load_session_meta(&self) -> Result<Option<strata_core::SessionMeta>, strata_core::StoreError> { Ok(None) }
+//! #   async fn tombstone_nodes(&self, _: &[String]) -> Result<(), strata_core::StoreError> { Ok(()) }
+//! #   async fn vacuum(&self) -> Result<strata_core::VacuumReport, strata_core::StoreError> { Ok(Default::default()) }
+//! #   async fn gc_unreachable(&self) -> Result<strata_core::GcReport, strata_core::StoreError> { Ok(Default::default()) }
+//! # }
+//! let builder = StoreBuilder::new()
+//!     .layer(PassThrough::named("outer"))
+//!     .layer(PassThrough::named("inner"));
+//! assert_eq!(format!("{builder:?}"), "StoreBuilder[outer → inner]");
+//! let store = builder.build(Backend);
+//! assert_eq!(format!("{store:?}"), "outer → inner → Backend");
+//! ```
+//!
+//! # Writing an around-decorator
+//!
+//! Implement [`Around`]: one async function that receives the inner store and the call as a
+//! [`Request`], and returns the [`Response`]. [`Decorated`] forwards all of the trait's
+//! methods (provided ones included, guarded by `clippy::missing_trait_methods`) through it, so
+//! a new trait method is one edit in [`crate::call`], not one per decorator. Any
+//! `Around + Clone` value is a [`Layer`]; clone it cheaply (share state behind an `Arc`) so
+//! every store it wraps shares one table, one limiter, one breaker.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::call::{Request, Response};
+use crate::error::StoreError;
+use crate::factory::{SessionStoreFactory, SessionStoreRequest};
+use crate::store::{AttachmentManifest, RuntimePersistence};
+use crate::types::*;
+
+/// Turns a store into a wrapped store (the tower shape).
+pub trait Layer<S> {
+    /// The wrapped store.
+    type Store;
+    /// Wraps `inner`.
+    fn layer(&self, inner: S) -> Self::Store;
+}
+
+/// Behaviour around every async trait call of the store it wraps.
+///
+/// Implementations must return the inner store's error variants unchanged (or wrap them in a
+/// decorator variant such as `RetriesExhausted`), and must leave their own state consistent if
+/// the returned future is dropped mid-call.
+pub trait Around: fmt::Debug + Send + Sync {
+    /// Performs `request` against `inner` (usually via [`Request::dispatch`]) with this
+    /// decorator's behaviour around it.
+    fn around<'a, S>(
+        &'a self,
+        inner: &'a S,
+        request: Request<'a>,
+    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a
+    where
+        S: RuntimePersistence + ?Sized + 'a;
+}
+
+impl<S: RuntimePersistence, A: Around + Clone> Layer<S> for A {
+    type Store = Decorated<S, A>;
+    fn layer(&self, inner: S) -> Decorated<S, A> {
+        Decorated::new(inner, self.clone())
+    }
+}
+
+/// A store wrapped by an [`Around`] decorator.
+pub struct Decorated<S, A> {
+    inner: S,
+    around: A,
+}
+
+impl<S, A> Decorated<S, A> {
+    /// Wraps `inner` with `around`.
+    pub fn new(inner: S, around: A) -> Self {
+        Self { inner, around }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The decorator.
+    pub fn around(&self) -> &A {
+        &self.around
+    }
+}
+
+impl<S: RuntimePersistence, A: Around> Decorated<S, A> {
+    fn call<'a>(
+        &'a self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
+        self.around.around(&self.inner, request)
+    }
+}
+
+impl<S: fmt::Debug, A: fmt::Debug> fmt::Debug for Decorated<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} → {:?}", self.around, self.inner)
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<S: RuntimePersistence, A: Around> AttachmentManifest for Decorated<S, A> {
+    async fn record_intent(&self, intent: AttachmentIntent) -> Result<(), StoreError> {
+        self.call(Request::RecordIntent { intent }).await?.into_done()
+    }
+    async fn commit_refs(
+        &self,
+        session_id: &str,
+        attachment_ids: &[String],
+    ) -> Result<(), StoreError> {
+        self.call(Request::CommitRefs { session_id, attachment_ids }).await?.into_done()
+    }
+    async fn list_uncommitted(
+        &self,
+        older_than_ms: u64,
+    ) -> Result<Vec<AttachmentManifestEntry>, StoreError> {
+        self.call(Request::ListUncommitted { older_than_ms }).await?.into_uncommitted()
+    }
+    async fn forget(&self, attachment_id: &str) -> Result<(), StoreError> {
+        self.call(Request::Forget { attachment_id }).await?.into_done()
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<S: RuntimePersistence, A: Around> RuntimePersistence for Decorated<S, A> {
+    async fn load_session(
+        &self,
+        scope: SessionReadScope,
+    ) -> Result<Option<PersistedSessionRead>, StoreError> {
+        self.call(Request::LoadSession { scope }).await?.into_session()
+    }
+    async fn load_node(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError> {
+        self.call(Request::LoadNode { node_id }).await?.into_node()
+    }
+    async fn commit_runtime_state(
+        &self,
+        commit: RuntimeCommit,
+    ) -> Result<RuntimeCommitResult, StoreError> {
+        self.call(Request::CommitRuntimeState { commit }).await?.into_committed()
+    }
+    async fn save_session_meta(&self, meta: SessionMeta) -> Result<(), StoreError> {
+        self.call(Request::SaveSessionMeta { meta }).await?.into_done()
+    }
+    async fn load_session_meta(&self) -> Result<Option<SessionMeta>, StoreError> {
+        self.call(Request::LoadSessionMeta).await?.into_meta()
+    }
+    async fn tombstone_nodes(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.call(Request::TombstoneNodes { ids }).await?.into_done()
+    }
+    async fn vacuum(&self) -> Result<VacuumReport, StoreError> {
+        self.call(Request::Vacuum).await?.into_vacuumed()
+    }
+    async fn gc_unreachable(&self) -> Result<GcReport, StoreError> {
+        self.call(Request::GcUnreachable).await?.into_collected()
+    }
+    fn durability_tier(&self) -> DurabilityTier {
+        self.inner.durability_tier()
+    }
+    async fn enqueue_queued_work(
+        &self,
+        batch: QueuedWorkBatchDraft,
+    ) -> Result<QueuedWorkBatch, StoreError> {
+        self.call(Request::EnqueueQueuedWork { draft: batch }).await?.into_enqueued()
+    }
+    async fn claim_ready_queued_work(
+        &self,
+        session_id: &str,
+        owner_id: &str,
+        boundary: QueuedWorkClaimBoundary,
+        lease_ttl_ms: u64,
+        max_batches: usize,
+    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
+        self.call(Request::ClaimReadyQueuedWork {
+            session_id,
+            owner_id,
+            boundary,
+            lease_ttl_ms,
+            max_batches,
+        })
+        .await?
+        .into_claim()
+    }
+    async fn claim_ready_queued_work_by_batch_ids(
+        &self,
+        session_id: &str,
+        owner_id: &str,
+        boundary: QueuedWorkClaimBoundary,
+        lease_ttl_ms: u64,
+        batch_ids: &[String],
+    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
+        self.call(Request::ClaimReadyQueuedWorkByBatchIds {
+            session_id,
+            owner_id,
+            boundary,
+            lease_ttl_ms,
+            batch_ids,
+        })
+        .await?
+        .into_claim()
+    }
+    async fn renew_queued_work_claim(
+        &self,
+        claim: &QueuedWorkClaim,
+        lease_ttl_ms: u64,
+    ) -> Result<QueuedWorkClaim, StoreError> {
+        self.call(Request::RenewQueuedWorkClaim { claim, lease_ttl_ms }).await?.into_renewed()
+    }
+    async fn abandon_queued_work_claim(&self, claim: &QueuedWorkClaim) -> Result<(), StoreError> {
+        self.call(Request::AbandonQueuedWorkClaim { claim }).await?.into_done()
+    }
+    async fn cancel_queued_work_batch(
+        &self,
+        session_id: &str,
+        batch_id: &str,
+    ) -> Result<Option<QueuedWorkBatch>, StoreError> {
+        self.call(Request::CancelQueuedWorkBatch { session_id, batch_id }).await?.into_cancelled()
+    }
+    async fn list_queued_work(&self, session_id: &str) -> Result<Vec<QueuedWorkBatch>, StoreError> {
+        self.call(Request::ListQueuedWork { session_id }).await?.into_batches()
+    }
+    async fn list_pending_queued_work(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<QueuedWorkBatch>, StoreError> {
+        self.call(Request::ListPendingQueuedWork { session_id }).await?.into_batches()
+    }
+}
+
+/// An around-decorator that does nothing: the baseline cost of one layer, and a test of the
+/// forwarding machinery.
+#[derive(Clone, Copy)]
+pub struct PassThrough {
+    name: &'static str,
+}
+
+impl PassThrough {
+    /// A pass-through shown as `name` in a stack's `Debug`.
+    pub const fn named(name: &'static str) -> Self {
+        Self { name }
+    }
+}
+
+impl Default for PassThrough {
+    fn default() -> Self {
+        Self::named("pass_through")
+    }
+}
+
+impl fmt::Debug for PassThrough {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Around for PassThrough {
+    fn around<'a, S>(
+        &'a self,
+        inner: &'a S,
+        request: Request<'a>,
+    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a
+    where
+        S: RuntimePersistence + ?Sized + 'a,
+    {
+        request.dispatch(inner)
+    }
+}
+
+/// The empty stack: returns the store unchanged.
+#[derive(Clone, Copy, Default)]
+pub struct Identity;
+
+impl<S> Layer<S> for Identity {
+    type Store = S;
+    fn layer(&self, inner: S) -> S {
+        inner
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
+/// Two layers: `outer` wraps what `inner` produced.
+#[derive(Clone)]
+pub struct Stack<Inner, Outer> {
+    inner: Inner,
+    outer: Outer,
+}
+
+impl<S, Inner: Layer<S>, Outer: Layer<Inner::Store>> Layer<S> for Stack<Inner, Outer> {
+    type Store = Outer::Store;
+    fn layer(&self, store: S) -> Self::Store {
+        self.outer.layer(self.inner.layer(store))
+    }
+}
+
+impl<Inner: fmt::Debug, Outer: fmt::Debug> fmt::Debug for Stack<Inner, Outer> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let outer = format!("{:?}", self.outer);
+        if outer.is_empty() {
+            write!(f, "{:?}", self.inner)
+        } else {
+            write!(f, "{outer} → {:?}", self.inner)
+        }
+    }
+}
+
+/// Stacks layers; **the first layer added is the outermost**.
+#[derive(Clone, Default)]
+pub struct StoreBuilder<L = Identity> {
+    layers: L,
+}
+
+impl StoreBuilder<Identity> {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self { layers: Identity }
+    }
+}
+
+impl<L> StoreBuilder<L> {
+    /// Adds `layer` *inside* every layer added so far.
+    pub fn layer<T>(self, layer: T) -> StoreBuilder<Stack<T, L>> {
+        StoreBuilder { layers: Stack { inner: layer, outer: self.layers } }
+    }
+
+    /// Wraps `store` in the stack (static: the result's type names every layer).
+    pub fn build<S>(&self, store: S) -> L::Store
+    where
+        L: Layer<S>,
+    {
+        self.layers.layer(store)
+    }
+
+    /// Wraps `store` in the stack and erases the type.
+    pub fn build_shared<S>(&self, store: S) -> Arc<dyn RuntimePersistence>
+    where
+        L: Layer<S>,
+        L::Store: RuntimePersistence + 'static,
+    {
+        Arc::new(self.layers.layer(store))
+    }
+
+    /// A factory whose every handle comes out wrapped in this stack; the handles share the
+    /// layers' state (clone the builder first to keep using it).
+    pub fn build_factory<F>(self, factory: F) -> LayeredFactory<F, L>
+    where
+        F: SessionStoreFactory,
+        L: Layer<Arc<dyn RuntimePersistence>> + Send + Sync,
+        L::Store: RuntimePersistence + 'static,
+    {
+        LayeredFactory { factory, layers: self.layers }
+    }
+}
+
+impl<L: fmt::Debug> fmt::Debug for StoreBuilder<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreBuilder[{:?}]", self.layers)
+    }
+}
+
+/// A [`SessionStoreFactory`] whose handles are wrapped in a layer stack.
+pub struct LayeredFactory<F, L> {
+    factory: F,
+    layers: L,
+}
+
+impl<F: fmt::Debug, L: fmt::Debug> fmt::Debug for LayeredFactory<F, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} → {:?}", self.layers, self.factory)
+    }
+}
+
+#[async_trait]
+impl<F, L> SessionStoreFactory for LayeredFactory<F, L>
+where
+    F: SessionStoreFactory,
+    L: Layer<Arc<dyn RuntimePersistence>> + Send + Sync,
+    L::Store: RuntimePersistence + 'static,
+{
+    fn durability_tier(&self) -> DurabilityTier {
+        self.factory.durability_tier()
+    }
+
+    async fn create_store(
+        &self,
+        request: SessionStoreRequest,
+    ) -> Result<Arc<dyn RuntimePersistence>, StoreError> {
+        let store = self.factory.create_store(request).await?;
+        Ok(Arc::new(self.layers.layer(store)))
+    }
+
+    async fn open_existing_store(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Arc<dyn RuntimePersistence>>, StoreError> {
+        let store = self.factory.open_existing_store(session_id).await?;
+        Ok(store.map(|store| Arc::new(self.layers.layer(store)) as Arc<dyn RuntimePersistence>))
+    }
+
+    async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
+        self.factory.delete_session(session_id).await
+    }
+}
