@@ -1,1 +1,13 @@
-//! placeholder
+//! Strata: composable store decorators for durable AI-agent runtimes.
+//!
+//! Depend on this crate; it re-exports the contract ([`strata_core`]) at its root and each
+//! backend and layer crate behind a cargo feature.
+
+pub use strata_core::*;
+
+#[cfg(feature = "file")]
+pub use strata_file as file;
+#[cfg(feature = "layers")]
+pub use strata_layers as layers;
+#[cfg(feature = "memory")]
+pub use strata_memory as memory;

@@ -1,0 +1,1 @@
+//! Examples and benchmarks of Strata live in `examples/` and `benches/`; this library is empty.
