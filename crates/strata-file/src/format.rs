@@ -1,0 +1,283 @@
+//! The on-disk format: file headers, checksummed record frames, the postcard codec, and the
+//! recovery scan that tells a torn tail from corruption (see the crate docs for the spec).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use strata_core::StoreError;
+
+/// First eight bytes of every file this crate writes.
+pub const MAGIC: [u8; 8] = *b"STRATAFS";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of the file header: magic, format version, file kind.
+pub const FILE_HEADER_LEN: usize = 16;
+/// Size of a record frame header: payload length, payload CRC, header CRC.
+pub const FRAME_HEADER_LEN: usize = 16;
+
+/// What a file holds (the fourth field of the file header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A log segment: a sequence of mutation records.
+    Log = 1,
+    /// A snapshot: exactly one record holding the state image.
+    Snapshot = 2,
+}
+
+impl FileKind {
+    /// The name used in errors (`record_kind` of the schema-version error).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Log => "strata-file log",
+            Self::Snapshot => "strata-file snapshot",
+        }
+    }
+}
+
+/// The 16-byte header of a file of `kind`.
+pub fn file_header(kind: FileKind) -> [u8; FILE_HEADER_LEN] {
+    let mut header = [0u8; FILE_HEADER_LEN];
+    header[..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&(kind as u32).to_le_bytes());
+    header
+}
+
+/// The corrupt-data error for `file` at byte `offset`.
+pub fn corrupt(file: &str, offset: u64, detail: impl Into<String>) -> StoreError {
+    StoreError::CorruptData { location: format!("{file}:{offset}"), detail: detail.into() }
+}
+
+/// Checks the header of `bytes` (the whole file named `file`) is a header of `kind` this build
+/// reads. A newer format version is [`StoreError::UnsupportedRecordSchemaVersion`].
+pub fn check_file_header(file: &str, bytes: &[u8], kind: FileKind) -> Result<(), StoreError> {
+    if bytes.len() < FILE_HEADER_LEN {
+        return Err(corrupt(file, 0, format!("file header truncated ({} bytes)", bytes.len())));
+    }
+    if bytes[..8] != MAGIC {
+        return Err(corrupt(file, 0, "bad magic: not a strata-file file"));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version > FORMAT_VERSION {
+        return Err(StoreError::UnsupportedRecordSchemaVersion {
+            record_kind: kind.name().to_owned(),
+            actual: version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(corrupt(file, 8, "format version 0 does not exist"));
+    }
+    let found = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+    if found != kind as u32 {
+        return Err(corrupt(file, 12, format!("file kind {found}, expected {}", kind as u32)));
+    }
+    Ok(())
+}
+
+/// Encodes `value` with the record codec (postcard).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(value).map_err(|error| StoreError::Backend(format!("encode: {error}")))
+}
+
+/// Decodes a record payload found in `file` at `offset`.
+pub fn decode<T: DeserializeOwned>(
+    file: &str,
+    offset: u64,
+    payload: &[u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(payload).map_err(|error| {
+        corrupt(file, offset, format!("checksummed record does not decode: {error}"))
+    })
+}
+
+/// Appends one frame holding `payload` to `out`.
+pub fn push_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    header[..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[8..12].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let header_crc = crc32fast::hash(&header[..12]);
+    header[12..16].copy_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+}
+
+/// Why the bytes at some offset are not a valid frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// Fewer bytes than a frame header remain.
+    ShortHeader,
+    /// The header checksum does not match.
+    HeaderChecksum,
+    /// The declared payload runs past the end of the file.
+    PastEnd {
+        /// Declared payload length.
+        len: u64,
+    },
+    /// The payload checksum does not match.
+    PayloadChecksum,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ShortHeader => f.write_str("record header truncated"),
+            Self::HeaderChecksum => f.write_str("record header checksum mismatch"),
+            Self::PastEnd { len } => write!(f, "record of {len} bytes runs past the end of file"),
+            Self::PayloadChecksum => f.write_str("record payload checksum mismatch"),
+        }
+    }
+}
+
+/// Reads the frame starting at `offset` of `bytes`: its payload and the offset after it.
+pub fn frame_at(bytes: &[u8], offset: usize) -> Result<(&[u8], usize), FrameError> {
+    let rest = bytes.get(offset..).unwrap_or_default();
+    if rest.len() < FRAME_HEADER_LEN {
+        return Err(FrameError::ShortHeader);
+    }
+    let header = &rest[..FRAME_HEADER_LEN];
+    let stored_header_crc = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
+    if crc32fast::hash(&header[..12]) != stored_header_crc {
+        return Err(FrameError::HeaderChecksum);
+    }
+    let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+    let available = (rest.len() - FRAME_HEADER_LEN) as u64;
+    if len > available {
+        return Err(FrameError::PastEnd { len });
+    }
+    let payload = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len as usize];
+    let stored_payload_crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if crc32fast::hash(payload) != stored_payload_crc {
+        return Err(FrameError::PayloadChecksum);
+    }
+    Ok((payload, offset + FRAME_HEADER_LEN + len as usize))
+}
+
+/// The valid records of a log segment, and where its valid prefix ends.
+#[derive(Debug, Default)]
+pub struct Scan<'a> {
+    /// `(offset, payload)` of each valid record, in order.
+    pub records: Vec<(u64, &'a [u8])>,
+    /// End of the last valid record; bytes after it are a torn tail.
+    pub valid_end: u64,
+}
+
+/// Scans the log segment `bytes` (whole file, header included) named `file`.
+///
+/// The recovery rule: let `p` be the first offset that is not a valid frame. If any valid frame
+/// (both checksums good, payload within the file) starts anywhere after `p`, the damage is in
+/// the middle of the file and the scan fails with corrupt data at `file:p`. Otherwise the bytes
+/// from `p` to the end are a torn tail (an interrupted, never acknowledged append) and are
+/// reported through [`Scan::valid_end`] for the caller to discard.
+pub fn scan_log<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreError> {
+    check_file_header(file, bytes, FileKind::Log)?;
+    let mut scan = Scan { records: Vec::new(), valid_end: FILE_HEADER_LEN as u64 };
+    let mut offset = FILE_HEADER_LEN;
+    while offset < bytes.len() {
+        match frame_at(bytes, offset) {
+            Ok((payload, next)) => {
+                scan.records.push((offset as u64, payload));
+                offset = next;
+                scan.valid_end = next as u64;
+            }
+            Err(error) => {
+                if let Some(later) = (offset + 1..bytes.len()).find(|&q| frame_at(bytes, q).is_ok())
+                {
+                    return Err(corrupt(
+                        file,
+                        offset as u64,
+                        format!("{error}, followed by a valid record at offset {later}"),
+                    ));
+                }
+                break;
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Reads the single record of a snapshot file (written whole and renamed into place, so any
+/// damage is corruption, never a torn tail).
+pub fn read_snapshot<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a [u8], StoreError> {
+    check_file_header(file, bytes, FileKind::Snapshot)?;
+    let (payload, end) = frame_at(bytes, FILE_HEADER_LEN)
+        .map_err(|error| corrupt(file, FILE_HEADER_LEN as u64, error.to_string()))?;
+    if end != bytes.len() {
+        return Err(corrupt(file, end as u64, "trailing bytes after the snapshot record"));
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_with(payloads: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = file_header(FileKind::Log).to_vec();
+        let mut boundaries = vec![bytes.len()];
+        for payload in payloads {
+            push_frame(&mut bytes, payload);
+            boundaries.push(bytes.len());
+        }
+        (bytes, boundaries)
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let (bytes, _) = log_with(&[b"one", b"", b"three"]);
+        let scan = scan_log("log", &bytes).unwrap();
+        let payloads: Vec<&[u8]> = scan.records.iter().map(|(_, p)| *p).collect();
+        assert_eq!(payloads, vec![&b"one"[..], b"", b"three"]);
+        assert_eq!(scan.valid_end, bytes.len() as u64);
+    }
+
+    #[test]
+    fn every_truncation_is_a_torn_tail_keeping_a_prefix() {
+        let (bytes, boundaries) = log_with(&[b"alpha", b"beta", b"gamma"]);
+        for cut in FILE_HEADER_LEN..bytes.len() {
+            let scan = scan_log("log", &bytes[..cut]).unwrap();
+            let whole = boundaries.iter().filter(|&&b| b <= cut).count() - 1;
+            assert_eq!(scan.records.len(), whole, "cut at {cut}");
+            assert_eq!(scan.valid_end as usize, boundaries[whole]);
+        }
+    }
+
+    #[test]
+    fn a_flip_in_the_middle_is_corruption_naming_the_offset() {
+        let (mut bytes, boundaries) = log_with(&[b"alpha", b"beta", b"gamma"]);
+        bytes[boundaries[1] + 3] ^= 0x40;
+        let error = scan_log("log.0", &bytes).unwrap_err();
+        let detail = format!(
+            "record header checksum mismatch, followed by a valid record at offset {}",
+            boundaries[2]
+        );
+        assert_eq!(error, corrupt("log.0", boundaries[1] as u64, detail));
+    }
+
+    #[test]
+    fn a_flip_in_the_last_record_is_a_torn_tail() {
+        let (mut bytes, boundaries) = log_with(&[b"alpha", b"beta"]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let scan = scan_log("log", &bytes).unwrap();
+        assert_eq!(scan.records.len(), 1);
+        assert_eq!(scan.valid_end as usize, boundaries[1]);
+    }
+
+    #[test]
+    fn a_newer_format_version_is_the_schema_error() {
+        let mut bytes = file_header(FileKind::Log).to_vec();
+        bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        assert!(matches!(
+            scan_log("log", &bytes),
+            Err(StoreError::UnsupportedRecordSchemaVersion { actual: 2, expected: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn bad_magic_and_kind_are_corruption() {
+        let mut bytes = file_header(FileKind::Snapshot).to_vec();
+        assert!(matches!(scan_log("log", &bytes), Err(StoreError::CorruptData { .. })));
+        bytes[0] = b'X';
+        assert!(matches!(read_snapshot("snap", &bytes), Err(StoreError::CorruptData { .. })));
+    }
+}

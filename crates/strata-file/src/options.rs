@@ -1,0 +1,91 @@
+//! Configuration of a file store: sync policy, clock and limits.
+
+use std::sync::Arc;
+
+use strata_core::{DurabilityTier, SharedClock, SystemClock};
+
+/// When appended records are forced to stable storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SyncPolicy {
+    /// `fdatasync` the log (and `fsync` every directory entry created or renamed) before a
+    /// write returns. Concurrent writers share one `fdatasync` (group commit). Tier `Durable`.
+    #[default]
+    Always,
+    /// Leave flushing to the operating system: a write survives a process crash but not a
+    /// power loss or kernel crash. Tier `Inline`, reported honestly.
+    OsBuffered,
+}
+
+impl SyncPolicy {
+    /// The durability tier a store with this policy reports.
+    pub fn tier(self) -> DurabilityTier {
+        match self {
+            Self::Always => DurabilityTier::Durable,
+            Self::OsBuffered => DurabilityTier::Inline,
+        }
+    }
+
+    /// True when writes are fsynced before they are acknowledged.
+    pub fn syncs(self) -> bool {
+        self == Self::Always
+    }
+}
+
+/// Default of [`FileStoreOptions::max_record_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 64 << 20;
+/// Default of [`FileStoreOptions::compact_min_log_bytes`]: 8 MiB.
+pub const DEFAULT_COMPACT_MIN_LOG_BYTES: u64 = 8 << 20;
+
+/// Options of [`FileStore::open`](crate::FileStore::open) and
+/// [`FileStoreFactory::open`](crate::FileStoreFactory::open).
+#[derive(Clone, Debug)]
+pub struct FileStoreOptions {
+    /// When writes reach stable storage. Default [`SyncPolicy::Always`].
+    pub sync: SyncPolicy,
+    /// The store clock (queue times, manifest stamps). Default [`SystemClock`].
+    pub clock: SharedClock,
+    /// Largest encoded write (one log record) accepted; a larger write is
+    /// [`StoreError::InvalidInput`](strata_core::StoreError::InvalidInput) naming this limit.
+    pub max_record_bytes: u64,
+    /// The log is compacted into a snapshot once it exceeds both this size and the size of
+    /// the last snapshot, which bounds replay at open to about one snapshot's worth of bytes.
+    pub compact_min_log_bytes: u64,
+}
+
+impl Default for FileStoreOptions {
+    fn default() -> Self {
+        Self {
+            sync: SyncPolicy::default(),
+            clock: Arc::new(SystemClock),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            compact_min_log_bytes: DEFAULT_COMPACT_MIN_LOG_BYTES,
+        }
+    }
+}
+
+impl FileStoreOptions {
+    /// Sets the sync policy.
+    pub fn with_sync(mut self, sync: SyncPolicy) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Sets the store clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the largest accepted record.
+    pub fn with_max_record_bytes(mut self, bytes: u64) -> Self {
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Sets the minimum log size before compaction.
+    pub fn with_compact_min_log_bytes(mut self, bytes: u64) -> Self {
+        self.compact_min_log_bytes = bytes;
+        self
+    }
+}
