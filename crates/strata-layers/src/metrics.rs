@@ -1,0 +1,368 @@
+//! The metrics layer: calls, outcomes, errors, durations, in-flight calls and the figures of
+//! commits, claims and maintenance, recorded through the [`metrics`] facade (so any recorder
+//! works: Prometheus, OpenTelemetry, StatsD, a test recorder).
+//!
+//! The metric table (names, types, units, labels) is in the [crate docs](crate#metrics).
+//!
+//! # Defaults
+//!
+//! No store label; every series is labelled by `operation` (and `outcome` or `error_kind`
+//! where stated). [`MetricsLayer::with_store_name`] adds a static `store` label. Labels are
+//! bounded: never a session id, node id or path.
+//!
+//! # Handles and sharing
+//!
+//! The handle table (one counter and one histogram per (operation, outcome), one in-flight
+//! gauge per operation, the figure counters) is built once, on the layer's first call, against
+//! the recorder installed at that time; the error counter of an (operation, error kind) is built
+//! on its first occurrence and then reused. Clones of a layer share the table, so applying one
+//! layer to every handle of a factory records into one set of series. Install the recorder
+//! before the first call.
+//!
+//! # Where it goes
+//!
+//! Inside tracing, outside everything else (`tracing → metrics → cache → retry → timeout →
+//! …`): it then counts logical calls, and a retried call's duration includes its retries (put a
+//! second metrics layer inside retry to count attempts).
+//!
+//! # Cancellation
+//!
+//! A call whose future is dropped before it finishes is counted with outcome `cancelled`, its
+//! duration so far is recorded, and the in-flight gauge is decremented: the gauge stays exact
+//! whatever the caller does.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use metrics::{Counter, Gauge, Histogram, Label, Unit};
+use strata_core::{Around, Operation, Request, Response, RuntimePersistence, StoreError};
+
+use crate::call_info::{Figures, Outcome};
+
+/// Names of every metric this layer records (documented in the crate docs).
+pub mod names {
+    /// Histogram, seconds: duration of calls by `operation` and `outcome`.
+    pub const OPERATION_DURATION: &str = "strata_store_operation_duration_seconds";
+    /// Counter: calls by `operation` and `outcome`.
+    pub const OPERATIONS: &str = "strata_store_operations_total";
+    /// Counter: failed calls by `operation` and `error_kind`.
+    pub const ERRORS: &str = "strata_store_errors_total";
+    /// Gauge: calls started and not yet finished or dropped, by `operation`.
+    pub const IN_FLIGHT: &str = "strata_store_operations_in_flight";
+    /// Counter: nodes written by successful commits.
+    pub const COMMIT_NODES: &str = "strata_store_commit_nodes_total";
+    /// Counter: usage rows appended by successful commits.
+    pub const COMMIT_USAGE_ROWS: &str = "strata_store_commit_usage_rows_total";
+    /// Counter, bytes: opaque payload bytes written by successful commits.
+    pub const COMMIT_PAYLOAD_BYTES: &str = "strata_store_commit_payload_bytes_total";
+    /// Counter: queued batches completed by successful commits.
+    pub const COMMIT_COMPLETED_BATCHES: &str = "strata_store_commit_completed_batches_total";
+    /// Counter: attachment ids stamped by successful commits.
+    pub const COMMIT_ATTACHMENT_IDS: &str = "strata_store_commit_attachment_ids_total";
+    /// Histogram: batches per non-empty claim, by `operation`.
+    pub const CLAIM_BATCHES: &str = "strata_store_claim_batches";
+    /// Counter: claims that found nothing to claim, by `operation`.
+    pub const EMPTY_CLAIMS: &str = "strata_store_claims_empty_total";
+    /// Counter: tombstoned nodes removed by `vacuum`.
+    pub const VACUUM_REMOVED_NODES: &str = "strata_store_vacuum_removed_nodes_total";
+    /// Counter: blobs deleted by `gc_unreachable`.
+    pub const GC_DELETED_BLOBS: &str = "strata_store_gc_deleted_blobs_total";
+    /// Gauge: blobs kept by the last `gc_unreachable`.
+    pub const GC_RETAINED_BLOBS: &str = "strata_store_gc_retained_blobs";
+}
+
+/// OpenTelemetry's database-client duration buckets, in seconds (for a recorder that takes
+/// explicit buckets, e.g. `PrometheusBuilder::set_buckets_for_metric`).
+pub const DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric: name, kind, unit, description (one list, used to describe them to the
+/// recorder and, in tests, checked against the crate docs' table).
+const METRICS: [(&str, Kind, Unit, &str); 14] = [
+    (names::OPERATION_DURATION, Kind::Histogram, Unit::Seconds, "Duration of store calls."),
+    (names::OPERATIONS, Kind::Counter, Unit::Count, "Store calls by operation and outcome."),
+    (names::ERRORS, Kind::Counter, Unit::Count, "Failed store calls by operation and error kind."),
+    (names::IN_FLIGHT, Kind::Gauge, Unit::Count, "Store calls in progress."),
+    (names::COMMIT_NODES, Kind::Counter, Unit::Count, "Nodes written by commits."),
+    (names::COMMIT_USAGE_ROWS, Kind::Counter, Unit::Count, "Usage rows appended by commits."),
+    (names::COMMIT_PAYLOAD_BYTES, Kind::Counter, Unit::Bytes, "Payload bytes written by commits."),
+    (
+        names::COMMIT_COMPLETED_BATCHES,
+        Kind::Counter,
+        Unit::Count,
+        "Queued batches completed by commits.",
+    ),
+    (
+        names::COMMIT_ATTACHMENT_IDS,
+        Kind::Counter,
+        Unit::Count,
+        "Attachment ids stamped by commits.",
+    ),
+    (names::CLAIM_BATCHES, Kind::Histogram, Unit::Count, "Batches per non-empty claim."),
+    (names::EMPTY_CLAIMS, Kind::Counter, Unit::Count, "Claims that found no ready work."),
+    (names::VACUUM_REMOVED_NODES, Kind::Counter, Unit::Count, "Nodes removed by vacuum."),
+    (names::GC_DELETED_BLOBS, Kind::Counter, Unit::Count, "Blobs deleted by garbage collection."),
+    (names::GC_RETAINED_BLOBS, Kind::Gauge, Unit::Count, "Blobs kept by the last collection."),
+];
+
+/// Describes every metric (name, unit, help text) to the installed recorder. The layer does
+/// this itself when it builds its handles; call it to have the descriptions before any call.
+pub fn describe_metrics() {
+    for (name, kind, unit, description) in METRICS {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, unit, description),
+            Kind::Gauge => metrics::describe_gauge!(name, unit, description),
+            Kind::Histogram => metrics::describe_histogram!(name, unit, description),
+        }
+    }
+}
+
+/// The metrics decorator and its configuration (an [`Around`], hence a
+/// [`Layer`](strata_core::Layer)). Clones share one handle table.
+///
+/// ```
+/// use strata_layers::MetricsLayer;
+///
+/// let layer = MetricsLayer::default().with_store_name("sessions");
+/// assert_eq!(format!("{layer:?}"), "metrics(sessions)");
+/// ```
+#[derive(Clone, Default)]
+pub struct MetricsLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    store_name: Option<Cow<'static, str>>,
+    table: OnceLock<Table>,
+}
+
+impl MetricsLayer {
+    /// No store label (see the module docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a `store` label with this static value to every series. Returns a layer with a
+    /// table of its own: configure first, then clone.
+    pub fn with_store_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        Self { shared: Arc::new(Shared { store_name: Some(name.into()), table: OnceLock::new() }) }
+    }
+
+    fn table(&self) -> &Table {
+        self.shared.table.get_or_init(|| Table::new(self.shared.store_name.as_deref()))
+    }
+}
+
+impl fmt::Debug for MetricsLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.shared.store_name {
+            Some(name) => write!(f, "metrics({name})"),
+            None => f.write_str("metrics"),
+        }
+    }
+}
+
+/// Every handle the layer records into.
+struct Table {
+    /// Indexed by [`Operation::index`].
+    operations: Vec<OperationMetrics>,
+    commit_nodes: Counter,
+    commit_usage_rows: Counter,
+    commit_payload_bytes: Counter,
+    commit_completed_batches: Counter,
+    commit_attachment_ids: Counter,
+    vacuum_removed_nodes: Counter,
+    gc_deleted_blobs: Counter,
+    gc_retained_blobs: Gauge,
+}
+
+/// The handles of one operation.
+struct OperationMetrics {
+    /// Indexed by [`Outcome::index`].
+    calls: [Counter; 4],
+    /// Indexed by [`Outcome::index`].
+    durations: [Histogram; 4],
+    in_flight: Gauge,
+    /// Built on each kind's first occurrence (error path only).
+    errors: Mutex<Vec<(&'static str, Counter)>>,
+    /// Claim operations only.
+    claims: Option<ClaimMetrics>,
+    /// Labels of this operation's series (to build error counters later).
+    labels: Vec<Label>,
+}
+
+struct ClaimMetrics {
+    batches: Histogram,
+    empty: Counter,
+}
+
+impl Table {
+    fn new(store_name: Option<&str>) -> Self {
+        describe_metrics();
+        let base: Vec<Label> =
+            store_name.map(|name| Label::new("store", name.to_owned())).into_iter().collect();
+        let operations = Operation::ALL
+            .iter()
+            .map(|&operation| OperationMetrics::new(operation, &base))
+            .collect();
+        let counter = |name: &'static str| metrics::counter!(name, base.clone());
+        Self {
+            operations,
+            commit_nodes: counter(names::COMMIT_NODES),
+            commit_usage_rows: counter(names::COMMIT_USAGE_ROWS),
+            commit_payload_bytes: counter(names::COMMIT_PAYLOAD_BYTES),
+            commit_completed_batches: counter(names::COMMIT_COMPLETED_BATCHES),
+            commit_attachment_ids: counter(names::COMMIT_ATTACHMENT_IDS),
+            vacuum_removed_nodes: counter(names::VACUUM_REMOVED_NODES),
+            gc_deleted_blobs: counter(names::GC_DELETED_BLOBS),
+            gc_retained_blobs: metrics::gauge!(names::GC_RETAINED_BLOBS, base.clone()),
+        }
+    }
+
+    /// Records a successful call's figures. `figures` holds the request's (commits only).
+    fn record_success(&self, operation: Operation, mut figures: Figures, response: &Response) {
+        let count = |value: Option<u64>| value.unwrap_or(0);
+        match operation {
+            Operation::CommitRuntimeState => {
+                self.commit_nodes.increment(count(figures.nodes));
+                self.commit_usage_rows.increment(count(figures.usage_rows));
+                self.commit_payload_bytes.increment(count(figures.payload_bytes));
+                self.commit_completed_batches.increment(count(figures.completed_batches));
+                self.commit_attachment_ids.increment(count(figures.attachment_ids));
+            }
+            Operation::ClaimReadyQueuedWork | Operation::ClaimReadyQueuedWorkByBatchIds => {
+                figures.add_response(response);
+                if let Some(claims) = &self.operations[operation.index()].claims {
+                    match count(figures.batches) {
+                        0 => claims.empty.increment(1),
+                        batches => claims.batches.record(batches as f64),
+                    }
+                }
+            }
+            Operation::Vacuum => {
+                figures.add_response(response);
+                self.vacuum_removed_nodes.increment(count(figures.removed_nodes));
+            }
+            Operation::GcUnreachable => {
+                figures.add_response(response);
+                self.gc_deleted_blobs.increment(count(figures.deleted_blobs));
+                self.gc_retained_blobs.set(count(figures.retained_blobs) as f64);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl OperationMetrics {
+    fn new(operation: Operation, base: &[Label]) -> Self {
+        let mut labels = base.to_vec();
+        labels.push(Label::from_static_parts("operation", operation.name()));
+        let with_outcome = |outcome: Outcome| {
+            let mut labels = labels.clone();
+            labels.push(Label::from_static_parts("outcome", outcome.label()));
+            labels
+        };
+        let claims = matches!(
+            operation,
+            Operation::ClaimReadyQueuedWork | Operation::ClaimReadyQueuedWorkByBatchIds
+        )
+        .then(|| ClaimMetrics {
+            batches: metrics::histogram!(names::CLAIM_BATCHES, labels.clone()),
+            empty: metrics::counter!(names::EMPTY_CLAIMS, labels.clone()),
+        });
+        Self {
+            calls: Outcome::ALL
+                .map(|outcome| metrics::counter!(names::OPERATIONS, with_outcome(outcome))),
+            durations: Outcome::ALL.map(|outcome| {
+                metrics::histogram!(names::OPERATION_DURATION, with_outcome(outcome))
+            }),
+            in_flight: metrics::gauge!(names::IN_FLIGHT, labels.clone()),
+            errors: Mutex::new(Vec::new()),
+            claims,
+            labels,
+        }
+    }
+
+    fn record_error(&self, error: &StoreError) {
+        let kind = error.kind();
+        // A poisoned lock only means another thread panicked while pushing a handle; the
+        // list is still valid.
+        let mut errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counter = match errors.iter().find(|(known, _)| *known == kind) {
+            Some((_, counter)) => counter.clone(),
+            None => {
+                let mut labels = self.labels.clone();
+                labels.push(Label::from_static_parts("error_kind", kind));
+                let counter = metrics::counter!(names::ERRORS, labels);
+                errors.push((kind, counter.clone()));
+                counter
+            }
+        };
+        drop(errors);
+        counter.increment(1);
+    }
+}
+
+impl Around for MetricsLayer {
+    async fn around<'a, S>(
+        &'a self,
+        inner: &'a S,
+        request: Request<'a>,
+    ) -> Result<Response, StoreError>
+    where
+        S: RuntimePersistence + ?Sized + 'a,
+    {
+        let table = self.table();
+        let operation = request.operation();
+        let figures = match operation {
+            Operation::CommitRuntimeState => Figures::of_request(&request),
+            _ => Figures::default(),
+        };
+        let mut call = InFlight::start(&table.operations[operation.index()]);
+        let result = request.dispatch(inner).await;
+        call.finish(Outcome::of(&result));
+        match &result {
+            Ok(response) => table.record_success(operation, figures, response),
+            Err(error) => call.metrics.record_error(error),
+        }
+        result
+    }
+}
+
+/// One call in progress: counted in the in-flight gauge until finished or dropped.
+struct InFlight<'a> {
+    metrics: &'a OperationMetrics,
+    started: Instant,
+    finished: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(metrics: &'a OperationMetrics) -> Self {
+        metrics.in_flight.increment(1.0);
+        Self { metrics, started: Instant::now(), finished: false }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.finished = true;
+        let index = outcome.index();
+        self.metrics.durations[index].record(self.started.elapsed().as_secs_f64());
+        self.metrics.calls[index].increment(1);
+        self.metrics.in_flight.decrement(1.0);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(Outcome::Cancelled);
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The tracing layer: one span per store call, named after the operation, carrying the
+//! OpenTelemetry database-client attributes and the call's counts and sizes, plus one event
+//! when the call ends at a level chosen by its outcome.
+//!
+//! # What it records
+//!
+//! The span is created when the call starts, as a child of the caller's current span (so a
+//! runtime's turn span contains its store calls), and the inner call runs
+//! [`Instrument`]ed by it: no guard is held across an `.await`. Its fields:
+//!
+//! | field | when |
+//! |---|---|
+//! | `db.system.name` | always ([`TracingLayer::with_system_name`], default `"strata"`) |
+//! | `db.operation.name` | always: the trait method, e.g. `commit_runtime_state` |
+//! | `db.namespace` | when a store name is set ([`TracingLayer::with_namespace`]) |
+//! | `error.type` | on failure: [`StoreError::kind`], e.g. `head_revision_conflict` |
+//! | `strata.outcome` | at the end: `ok`, `rejected`, `error` or `cancelled` |
+//! | `strata.session_id`, `strata.turn_id` | when the call names them |
+//! | `strata.expected_head_revision`, `strata.head_revision` | commit (expected, resulting), `load_session` |
+//! | `strata.nodes`, `strata.payload_bytes` | commit, tombstone, `load_session`, `load_node`, enqueue |
+//! | `strata.usage_rows`, `strata.completed_batches`, `strata.attachment_ids` | commit (`attachment_ids` also for `commit_refs`, `list_uncommitted`) |
+//! | `strata.batches`, `strata.items`, `strata.fencing_token` | claims, renew, abandon, cancel, lists, enqueue |
+//! | `strata.removed_nodes`, `strata.roots`, `strata.retained_blobs`, `strata.deleted_blobs` | `vacuum`, `gc_unreachable` |
+//!
+//! Payload contents are never recorded, only their byte lengths.
+//!
+//! # Levels (defaults)
+//!
+//! | what | default | setter |
+//! |---|---|---|
+//! | the span | `DEBUG` | [`with_span_level`](TracingLayer::with_span_level) |
+//! | success event | `DEBUG` | [`with_success_level`](TracingLayer::with_success_level) |
+//! | semantic outcome (CAS conflict, stamp conflict, claim expired, binding mismatch) | `INFO` | [`with_outcome_level`](TracingLayer::with_outcome_level) |
+//! | transient fault (unavailable, timeout, overloaded) | `WARN` | [`with_transient_level`](TracingLayer::with_transient_level) |
+//! | any other fault (invalid input, corrupt data, permanent errors) | `ERROR` | [`with_fault_level`](TracingLayer::with_fault_level) |
+//! | cancellation | `DEBUG` | [`with_cancelled_level`](TracingLayer::with_cancelled_level) |
+//!
+//! Events are emitted inside the span when it is enabled, and in the caller's span otherwise
+//! (a warn-level subscriber still sees faults, with `db.operation.name` and `error.type`).
+//!
+//! # Where it goes
+//!
+//! Outermost: `tracing → metrics → cache → retry → timeout → …`, so that one span covers one
+//! logical call including its retries (put it inside retry instead to get a span per attempt).
+//!
+//! # Cancellation
+//!
+//! If the caller drops the call's future, the span is closed with `strata.outcome =
+//! "cancelled"` and a cancellation event is emitted; the layer holds no other state.
+//!
+//! # Cost
+//!
+//! When the span is disabled (no subscriber, or one filtering it out) the layer computes no
+//! field and does not instrument the inner future: the cost is the callsite's cached interest
+//! check (see the crate docs for measured figures).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use strata_core::{
+    Around, ErrorClass, Operation, Request, Response, RuntimePersistence, StoreError,
+};
+use tracing::field::Empty;
+use tracing::{Instrument, Level, Span};
+
+use crate::call_info::{Figures, Outcome};
+
+/// The tracing decorator and its configuration (an [`Around`], hence a
+/// [`Layer`](strata_core::Layer)). Cloning is cheap; clones share the configuration.
+///
+/// ```
+/// use strata_layers::TracingLayer;
+/// use tracing::Level;
+///
+/// let layer = TracingLayer::default()
+///     .with_namespace("sessions")
+///     .with_span_level(Level::INFO)
+///     .with_outcome_level(Level::DEBUG);
+/// assert_eq!(format!("{layer:?}"), "tracing");
+/// ```
+#[derive(Clone, Default)]
+pub struct TracingLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    system_name: Cow<'static, str>,
+    namespace: Option<Cow<'static, str>>,
+    span_level: Level,
+    success_level: Level,
+    outcome_level: Level,
+    transient_level: Level,
+    fault_level: Level,
+    cancelled_level: Level,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            system_name: Cow::Borrowed("strata"),
+            namespace: None,
+            span_level: Level::DEBUG,
+            success_level: Level::DEBUG,
+            outcome_level: Level::INFO,
+            transient_level: Level::WARN,
+            fault_level: Level::ERROR,
+            cancelled_level: Level::DEBUG,
+        }
+    }
+}
+
+impl TracingLayer {
+    /// The default configuration (see the module docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// `db.system.name` (default `"strata"`).
+    pub fn with_system_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.configure(|config| config.system_name = name.into())
+    }
+
+    /// `db.namespace`: a name for the store (default: unset, field omitted).
+    pub fn with_namespace(self, namespace: impl Into<Cow<'static, str>>) -> Self {
+        self.configure(|config| config.namespace = Some(namespace.into()))
+    }
+
+    /// Level of the per-call span (default `DEBUG`).
+    pub fn with_span_level(self, level: Level) -> Self {
+        self.configure(|config| config.span_level = level)
+    }
+
+    /// Level of the event ending a successful call (default `DEBUG`).
+    pub fn with_success_level(self, level: Level) -> Self {
+        self.configure(|config| config.success_level = level)
+    }
+
+    /// Level of the event ending a call with a semantic outcome (default `INFO`).
+    pub fn with_outcome_level(self, level: Level) -> Self {
+        self.configure(|config| config.outcome_level = level)
+    }
+
+    /// Level of the event ending a call with a transient fault (default `WARN`).
+    pub fn with_transient_level(self, level: Level) -> Self {
+        self.configure(|config| config.transient_level = level)
+    }
+
+    /// Level of the event ending a call with any other fault (default `ERROR`).
+    pub fn with_fault_level(self, level: Level) -> Self {
+        self.configure(|config| config.fault_level = level)
+    }
+
+    /// Level of the event emitted when the caller drops a call (default `DEBUG`).
+    pub fn with_cancelled_level(self, level: Level) -> Self {
+        self.configure(|config| config.cancelled_level = level)
+    }
+}
+
+impl fmt::Debug for TracingLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("tracing")
+    }
+}
+
+impl Config {
+    /// The level of the event that ends a call with `outcome` (`error` when it failed).
+    fn event_level(&self, outcome: Outcome, error: Option<&StoreError>) -> Level {
+        match (outcome, error.map(StoreError::class)) {
+            (Outcome::Ok, _) => self.success_level,
+            (Outcome::Rejected, _) => self.outcome_level,
+            (Outcome::Cancelled, _) => self.cancelled_level,
+            (Outcome::Error, Some(ErrorClass::Transient)) => self.transient_level,
+            (Outcome::Error, _) => self.fault_level,
+        }
+    }
+}
+
+impl Around for TracingLayer {
+    async fn around<'a, S>(
+        &'a self,
+        inner: &'a S,
+        request: Request<'a>,
+    ) -> Result<Response, StoreError>
+    where
+        S: RuntimePersistence + ?Sized + 'a,
+    {
+        let config = &*self.config;
+        let operation = request.operation();
+        let span = new_span(config, &request);
+        let mut figures = Figures::default();
+        let mut call = CallEnd { config, operation, span, finished: false };
+        let result = if call.span.is_disabled() {
+            request.dispatch(inner).await
+        } else {
+            figures = Figures::of_request(&request);
+            request.dispatch(inner).instrument(call.span.clone()).await
+        };
+        call.finish(&result, figures);
+        result
+    }
+}
+
+/// Ends the call's span and emits its event: on completion via [`CallEnd::finish`], on
+/// cancellation from `Drop`.
+struct CallEnd<'a> {
+    config: &'a Config,
+    operation: Operation,
+    span: Span,
+    finished: bool,
+}
+
+impl CallEnd<'_> {
+    fn finish(&mut self, result: &Result<Response, StoreError>, mut figures: Figures) {
+        self.finished = true;
+        let outcome = Outcome::of(result);
+        let error = result.as_ref().err();
+        if !self.span.is_disabled() {
+            if let Ok(response) = result {
+                figures.add_response(response);
+            }
+            record_figures(&self.span, &figures);
+            self.span.record("strata.outcome", outcome.label());
+            if let Some(error) = error {
+                self.span.record("error.type", error.kind());
+            }
+        }
+        self.event(outcome, error);
+    }
+
+    fn event(&self, outcome: Outcome, error: Option<&StoreError>) {
+        let level = self.config.event_level(outcome, error);
+        let operation = self.operation.name();
+        let error_type = error.map(StoreError::kind);
+        self.span.in_scope(|| {
+            event_at!(
+                level,
+                db.operation.name = operation,
+                strata.outcome = outcome.label(),
+                error.type = error_type,
+                error = error.map(tracing::field::display),
+                "store call ended"
+            )
+        });
+    }
+}
+
+impl Drop for CallEnd<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.span.record("strata.outcome", Outcome::Cancelled.label());
+            self.event(Outcome::Cancelled, None);
+        }
+    }
+}
+
+/// `tracing::event!` at a level known only at run time (one callsite per level).
+macro_rules! event_at {
+    ($level:expr, $($fields:tt)*) => {
+        match $level {
+            Level::ERROR => tracing::event!(Level::ERROR, $($fields)*),
+            Level::WARN => tracing::event!(Level::WARN, $($fields)*),
+            Level::INFO => tracing::event!(Level::INFO, $($fields)*),
+            Level::DEBUG => tracing::event!(Level::DEBUG, $($fields)*),
+            Level::TRACE => tracing::event!(Level::TRACE, $($fields)*),
+        }
+    };
+}
+use event_at;
+
+fn record_figures(span: &Span, figures: &Figures) {
+    let Figures {
+        expected_head_revision,
+        head_revision,
+        nodes,
+        payload_bytes,
+        usage_rows,
+        completed_batches,
+        attachment_ids,
+        batches,
+        items,
+        fencing_token,
+        removed_nodes,
+        roots,
+        retained_blobs,
+        deleted_blobs,
+    } = *figures;
+    span.record("strata.expected_head_revision", expected_head_revision);
+    span.record("strata.head_revision", head_revision);
+    span.record("strata.nodes", nodes);
+    span.record("strata.payload_bytes", payload_bytes);
+    span.record("strata.usage_rows", usage_rows);
+    span.record("strata.completed_batches", completed_batches);
+    span.record("strata.attachment_ids", attachment_ids);
+    span.record("strata.batches", batches);
+    span.record("strata.items", items);
+    span.record("strata.fencing_token", fencing_token);
+    span.record("strata.removed_nodes", removed_nodes);
+    span.record("strata.roots", roots);
+    span.record("strata.retained_blobs", retained_blobs);
+    span.record("strata.deleted_blobs", deleted_blobs);
+}
+
+/// The call's span: named after the operation, at the configured level, child of the
+/// caller's current span. Field values are evaluated only when the span is enabled.
+fn new_span(config: &Config, request: &Request<'_>) -> Span {
+    // One callsite per (operation, level): a span's name and level are static metadata.
+    macro_rules! span_at {
+        ($name:literal) => {
+            match config.span_level {
+                Level::ERROR => span_at!(Level::ERROR, $name),
+                Level::WARN => span_at!(Level::WARN, $name),
+                Level::INFO => span_at!(Level::INFO, $name),
+                Level::DEBUG => span_at!(Level::DEBUG, $name),
+                Level::TRACE => span_at!(Level::TRACE, $name),
+            }
+        };
+        ($level:expr, $name:literal) => {
+            tracing::span!(
+                $level,
+                $name,
+                db.system.name = &*config.system_name,
+                db.operation.name = $name,
+                db.namespace = config.namespace.as_deref(),
+                error.type = Empty,
+                strata.outcome = Empty,
+                strata.session_id = request.session_id(),
+                strata.turn_id = turn_id(request),
+                strata.expected_head_revision = Empty,
+                strata.head_revision = Empty,
+                strata.nodes = Empty,
+                strata.payload_bytes = Empty,
+                strata.usage_rows = Empty,
+                strata.completed_batches = Empty,
+                strata.attachment_ids = Empty,
+                strata.batches = Empty,
+                strata.items = Empty,
+                strata.fencing_token = Empty,
+                strata.removed_nodes = Empty,
+                strata.roots = Empty,
+                strata.retained_blobs = Empty,
+                strata.deleted_blobs = Empty,
+            )
+        };
+    }
+    match request.operation() {
+        Operation::LoadSession => span_at!("load_session"),
+        Operation::LoadNode => span_at!("load_node"),
+        Operation::CommitRuntimeState => span_at!("commit_runtime_state"),
+        Operation::SaveSessionMeta => span_at!("save_session_meta"),
+        Operation::LoadSessionMeta => span_at!("load_session_meta"),
+        Operation::TombstoneNodes => span_at!("tombstone_nodes"),
+        Operation::Vacuum => span_at!("vacuum"),
+        Operation::GcUnreachable => span_at!("gc_unreachable"),
+        Operation::EnqueueQueuedWork => span_at!("enqueue_queued_work"),
+        Operation::ClaimReadyQueuedWork => span_at!("claim_ready_queued_work"),
+        Operation::ClaimReadyQueuedWorkByBatchIds => {
+            span_at!("claim_ready_queued_work_by_batch_ids")
+        }
+        Operation::RenewQueuedWorkClaim => span_at!("renew_queued_work_claim"),
+        Operation::AbandonQueuedWorkClaim => span_at!("abandon_queued_work_claim"),
+        Operation::CancelQueuedWorkBatch => span_at!("cancel_queued_work_batch"),
+        Operation::ListQueuedWork => span_at!("list_queued_work"),
+        Operation::ListPendingQueuedWork => span_at!("list_pending_queued_work"),
+        Operation::RecordIntent => span_at!("record_intent"),
+        Operation::CommitRefs => span_at!("commit_refs"),
+        Operation::ListUncommitted => span_at!("list_uncommitted"),
+        Operation::Forget => span_at!("forget"),
+    }
+}
+
+/// The turn id of a stamped commit.
+fn turn_id<'r>(request: &'r Request<'_>) -> Option<&'r str> {
+    match request {
+        Request::CommitRuntimeState { commit } => {
+            commit.turn_commit.as_ref().map(|stamp| stamp.turn_id.as_str())
+        }
+        _ => None,
+    }
+}
