@@ -14,6 +14,7 @@ pub mod error;
 pub mod factory;
 pub mod hash;
 pub mod layer;
+pub mod state;
 pub mod store;
 pub mod types;
 
@@ -28,5 +29,6 @@ pub use hash::{blob_ref, checkpoint_ref, commit_semantic_hash, is_blob_ref};
 pub use layer::{
     Around, Decorated, Identity, Layer, LayeredFactory, PassThrough, Stack, StoreBuilder,
 };
+pub use state::{Mutation, Planned, SessionState};
 pub use store::{AttachmentManifest, NoopAttachmentManifest, RuntimePersistence};
 pub use types::*;
