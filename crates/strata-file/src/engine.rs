@@ -57,7 +57,7 @@ struct Inner<S> {
     log_gen: u64,
     log_len: u64,
     snapshot_len: u64,
-    poisoned: Option<String>,
+    poisoned: Option<StoreError>,
 }
 
 struct SyncState {
@@ -156,8 +156,8 @@ fn open_append(path: &Path) -> Result<File, StoreError> {
     OpenOptions::new().append(true).open(path).map_err(io(format_args!("open {}", path.display())))
 }
 
-/// Takes the exclusive process lock of `dir`.
-fn take_lock(dir: &Path) -> Result<File, StoreError> {
+/// Takes the exclusive process lock of `dir` (held while the returned file is open).
+pub fn take_lock(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
@@ -293,8 +293,8 @@ impl<S: Image> Engine<S> {
     pub fn read<R>(&self, read: impl FnOnce(&S) -> R) -> Result<R, StoreError> {
         let (answer, observed) = {
             let inner = lock(&self.inner);
-            if let Some(reason) = &inner.poisoned {
-                return Err(StoreError::Unavailable(reason.clone()));
+            if let Some(error) = &inner.poisoned {
+                return Err(error.clone());
             }
             (read(&inner.state), self.appended.load(Ordering::SeqCst))
         };
@@ -310,8 +310,8 @@ impl<S: Image> Engine<S> {
     ) -> Result<O, StoreError> {
         let (answer, lsn, compact) = {
             let mut inner = lock(&self.inner);
-            if let Some(reason) = &inner.poisoned {
-                return Err(StoreError::Unavailable(reason.clone()));
+            if let Some(error) = &inner.poisoned {
+                return Err(error.clone());
             }
             let (mutation, answer) = plan(&inner.state)?;
             match mutation {
@@ -348,9 +348,9 @@ impl<S: Image> Engine<S> {
         if let Err(error) = (&*inner.log).write_all(&frame) {
             // Cut a partial append back off so it can never look like a damaged record later.
             if let Err(cut) = inner.log.set_len(inner.log_len) {
-                inner.poisoned = Some(format!(
+                inner.poisoned = Some(StoreError::Unavailable(format!(
                     "log append failed ({error}) and could not be undone ({cut}); reopen the store"
-                ));
+                )));
             }
             return Err(StoreError::io(format!("append to {}", self.dir.display()), error));
         }
@@ -395,6 +395,12 @@ impl<S: Image> Engine<S> {
         }
     }
 
+    /// Makes every later call on this engine fail with `error` (used when the store's
+    /// directory is deleted under live handles).
+    pub fn retire(&self, error: StoreError) {
+        lock(&self.inner).poisoned = Some(error);
+    }
+
     /// Folds the log into a new snapshot and starts a new log segment (crash-safe at every
     /// step; see the crate docs). The image is encoded under the lock; file writes are not.
     pub fn compact(&self) -> Result<(), StoreError> {
@@ -402,8 +408,8 @@ impl<S: Image> Engine<S> {
         let sync = self.options.sync.syncs();
         let (encoded, first_gen) = {
             let mut inner = lock(&self.inner);
-            if let Some(reason) = &inner.poisoned {
-                return Err(StoreError::Unavailable(reason.clone()));
+            if let Some(error) = &inner.poisoned {
+                return Err(error.clone());
             }
             let mut sync_state = lock(&self.sync);
             if sync {

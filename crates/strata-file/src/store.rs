@@ -1,0 +1,324 @@
+//! [`FileStore`]: the `RuntimePersistence` implementation over one store directory, and the
+//! process-wide registry that makes every handle of one directory share one engine.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use strata_core::{
+    AttachmentIntent, AttachmentManifest, AttachmentManifestEntry, DurabilityTier, GcReport,
+    Mutation, PersistedSessionRead, QueuedWorkBatch, QueuedWorkBatchDraft, QueuedWorkClaim,
+    QueuedWorkClaimBoundary, Request, Response, RuntimeCommit, RuntimeCommitResult,
+    RuntimePersistence, SessionMeta, SessionNodeRecord, SessionReadScope, SessionState, StoreError,
+    VacuumReport,
+};
+
+use crate::engine::{self, Engine, Image};
+use crate::ids::{validate_id, validate_ids};
+use crate::options::FileStoreOptions;
+
+impl Image for SessionState {
+    type Mutation = Mutation;
+    fn apply_mutation(&mut self, mutation: &Mutation) {
+        self.apply(mutation);
+    }
+}
+
+type SessionEngine = Engine<SessionState>;
+
+/// Engines open in this process, by canonical directory: a second `open` of the same
+/// directory (from any factory or handle) shares the first one's engine instead of racing it
+/// for the lock.
+static OPEN_ENGINES: LazyLock<Mutex<HashMap<PathBuf, Weak<SessionEngine>>>> =
+    LazyLock::new(Default::default);
+
+fn registry() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Weak<SessionEngine>>> {
+    OPEN_ENGINES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn canonical(dir: &Path) -> Result<PathBuf, StoreError> {
+    dir.canonicalize().map_err(|error| StoreError::io(format!("resolve {}", dir.display()), error))
+}
+
+/// Runs blocking file work without stalling a multi-threaded tokio runtime's other tasks
+/// (`block_in_place`); elsewhere (no runtime, or a current-thread one) it runs inline.
+fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// Rejects ids of a write that would be persisted and could escape a directory.
+fn validate_request(request: &Request<'_>) -> Result<(), StoreError> {
+    match request {
+        Request::CommitRuntimeState { commit } => {
+            validate_id("session id", &commit.session_id)?;
+            validate_ids("node id", commit.graph.nodes().iter().map(|node| &node.node_id))?;
+            validate_ids("attachment id", &commit.committed_attachment_ids)
+        }
+        Request::RecordIntent { intent } => {
+            validate_id("session id", &intent.session_id)?;
+            validate_id("attachment id", &intent.attachment_id)
+        }
+        Request::EnqueueQueuedWork { draft } => validate_id("session id", &draft.session_id),
+        _ => Ok(()),
+    }
+}
+
+/// A durable store over one directory (see the crate docs for layout, format and
+/// guarantees). Clones and every other handle opened on the same directory in this process
+/// share one engine; another process gets [`StoreError::Locked`].
+#[derive(Clone)]
+pub struct FileStore {
+    engine: Arc<SessionEngine>,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileStore({})", self.engine.dir().display())
+    }
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the store in `dir`. If this process already has the
+    /// directory open, the new handle shares that engine (and its options: the first opener's
+    /// win). Fails with [`StoreError::Locked`] when another process holds it, with
+    /// [`StoreError::CorruptData`] or [`StoreError::UnsupportedRecordSchemaVersion`] when its
+    /// files cannot be read.
+    pub fn open(dir: impl AsRef<Path>, options: FileStoreOptions) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        engine::ensure_dir(dir, options.sync.syncs())?;
+        let key = canonical(dir)?;
+        let mut open = registry();
+        let previous = open.get(&key).cloned();
+        if let Some(engine) = previous.as_ref().and_then(Weak::upgrade) {
+            return Ok(Self { engine });
+        }
+        // A handle dropped on another thread may still be closing its lock file: when this
+        // process had the directory open, give that close a moment before calling it locked.
+        let mut attempts = if previous.is_some() { 100 } else { 1 };
+        let engine = loop {
+            attempts -= 1;
+            match Engine::open(&key, options.clone()) {
+                Err(StoreError::Locked { .. }) if attempts > 0 => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result => break Arc::new(result?),
+            }
+        };
+        open.retain(|_, weak| weak.strong_count() > 0);
+        open.insert(key, Arc::downgrade(&engine));
+        Ok(Self { engine })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        self.engine.dir()
+    }
+
+    /// Folds the log into a fresh snapshot now (normally automatic; see the crate docs).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        blocking(|| self.engine.compact())
+    }
+
+    /// Retires the open engine of `dir` in this process, if any: its handles fail from now on
+    /// with `error`, and a later `open` starts afresh. True when there was one.
+    pub(crate) fn retire(dir: &Path, error: StoreError) -> bool {
+        let Ok(key) = dir.canonicalize() else { return false };
+        let live = registry().remove(&key).and_then(|weak| weak.upgrade());
+        live.map(|engine| engine.retire(error)).is_some()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.engine.options().clock.now_ms()
+    }
+
+    /// Serves a read from the in-memory image (an index lookup or a path walk; no I/O).
+    fn read(&self, request: Request<'_>) -> Result<Response, StoreError> {
+        let now_ms = self.now_ms();
+        self.engine.read(|state| state.read(&request, now_ms))?
+    }
+
+    /// Plans, logs durably, applies; returns the call's answer.
+    fn write(&self, request: Request<'_>) -> Result<Response, StoreError> {
+        validate_request(&request)?;
+        let now_ms = self.now_ms();
+        blocking(|| {
+            self.engine.write(|state| {
+                let planned = state.plan(&request, now_ms)?;
+                Ok((planned.mutation, planned.output))
+            })
+        })
+    }
+
+    /// A write that removed data, followed by a compaction so the space is reclaimed on disk.
+    fn write_then_reclaim(
+        &self,
+        request: Request<'_>,
+        removed: impl FnOnce(&Response) -> bool,
+    ) -> Result<Response, StoreError> {
+        let response = self.write(request)?;
+        if removed(&response) {
+            self.compact()?;
+        }
+        Ok(response)
+    }
+}
+
+#[async_trait]
+impl AttachmentManifest for FileStore {
+    async fn record_intent(&self, intent: AttachmentIntent) -> Result<(), StoreError> {
+        self.write(Request::RecordIntent { intent })?.into_done()
+    }
+
+    async fn commit_refs(
+        &self,
+        session_id: &str,
+        attachment_ids: &[String],
+    ) -> Result<(), StoreError> {
+        self.write(Request::CommitRefs { session_id, attachment_ids })?.into_done()
+    }
+
+    async fn list_uncommitted(
+        &self,
+        older_than_ms: u64,
+    ) -> Result<Vec<AttachmentManifestEntry>, StoreError> {
+        self.read(Request::ListUncommitted { older_than_ms })?.into_uncommitted()
+    }
+
+    async fn forget(&self, attachment_id: &str) -> Result<(), StoreError> {
+        self.write(Request::Forget { attachment_id })?.into_done()
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl RuntimePersistence for FileStore {
+    async fn load_session(
+        &self,
+        scope: SessionReadScope,
+    ) -> Result<Option<PersistedSessionRead>, StoreError> {
+        self.read(Request::LoadSession { scope })?.into_session()
+    }
+
+    async fn load_node(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError> {
+        self.read(Request::LoadNode { node_id })?.into_node()
+    }
+
+    async fn commit_runtime_state(
+        &self,
+        commit: RuntimeCommit,
+    ) -> Result<RuntimeCommitResult, StoreError> {
+        self.write(Request::CommitRuntimeState { commit })?.into_committed()
+    }
+
+    async fn save_session_meta(&self, meta: SessionMeta) -> Result<(), StoreError> {
+        self.write(Request::SaveSessionMeta { meta })?.into_done()
+    }
+
+    async fn load_session_meta(&self) -> Result<Option<SessionMeta>, StoreError> {
+        self.read(Request::LoadSessionMeta)?.into_meta()
+    }
+
+    async fn tombstone_nodes(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.write(Request::TombstoneNodes { ids })?.into_done()
+    }
+
+    async fn vacuum(&self) -> Result<VacuumReport, StoreError> {
+        self.write_then_reclaim(Request::Vacuum, |response| {
+            matches!(response, Response::Vacuumed(report) if report.removed_node_count > 0)
+        })?
+        .into_vacuumed()
+    }
+
+    async fn gc_unreachable(&self) -> Result<GcReport, StoreError> {
+        self.write_then_reclaim(Request::GcUnreachable, |response| {
+            matches!(response, Response::Collected(report) if report.deleted_blob_count > 0)
+        })?
+        .into_collected()
+    }
+
+    fn durability_tier(&self) -> DurabilityTier {
+        self.engine.options().sync.tier()
+    }
+
+    async fn enqueue_queued_work(
+        &self,
+        draft: QueuedWorkBatchDraft,
+    ) -> Result<QueuedWorkBatch, StoreError> {
+        self.write(Request::EnqueueQueuedWork { draft })?.into_enqueued()
+    }
+
+    async fn claim_ready_queued_work(
+        &self,
+        session_id: &str,
+        owner_id: &str,
+        boundary: QueuedWorkClaimBoundary,
+        lease_ttl_ms: u64,
+        max_batches: usize,
+    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
+        let request = Request::ClaimReadyQueuedWork {
+            session_id,
+            owner_id,
+            boundary,
+            lease_ttl_ms,
+            max_batches,
+        };
+        self.write(request)?.into_claim()
+    }
+
+    async fn claim_ready_queued_work_by_batch_ids(
+        &self,
+        session_id: &str,
+        owner_id: &str,
+        boundary: QueuedWorkClaimBoundary,
+        lease_ttl_ms: u64,
+        batch_ids: &[String],
+    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
+        let request = Request::ClaimReadyQueuedWorkByBatchIds {
+            session_id,
+            owner_id,
+            boundary,
+            lease_ttl_ms,
+            batch_ids,
+        };
+        self.write(request)?.into_claim()
+    }
+
+    async fn renew_queued_work_claim(
+        &self,
+        claim: &QueuedWorkClaim,
+        lease_ttl_ms: u64,
+    ) -> Result<QueuedWorkClaim, StoreError> {
+        self.write(Request::RenewQueuedWorkClaim { claim, lease_ttl_ms })?.into_renewed()
+    }
+
+    async fn abandon_queued_work_claim(&self, claim: &QueuedWorkClaim) -> Result<(), StoreError> {
+        self.write(Request::AbandonQueuedWorkClaim { claim })?.into_done()
+    }
+
+    async fn cancel_queued_work_batch(
+        &self,
+        session_id: &str,
+        batch_id: &str,
+    ) -> Result<Option<QueuedWorkBatch>, StoreError> {
+        self.write(Request::CancelQueuedWorkBatch { session_id, batch_id })?.into_cancelled()
+    }
+
+    async fn list_queued_work(&self, session_id: &str) -> Result<Vec<QueuedWorkBatch>, StoreError> {
+        self.read(Request::ListQueuedWork { session_id })?.into_batches()
+    }
+
+    async fn list_pending_queued_work(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<QueuedWorkBatch>, StoreError> {
+        self.read(Request::ListPendingQueuedWork { session_id })?.into_batches()
+    }
+}
