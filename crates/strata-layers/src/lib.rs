@@ -1,13 +1,83 @@
-//! Observability decorators for any Strata store (WIP docs).
+//! Observability decorators for any Strata store: [`TracingLayer`] (one span per call) and
+//! [`MetricsLayer`] (calls, outcomes, errors, durations, in-flight calls, sizes).
+//!
+//! Both are [`Around`](strata_core::Around) decorators: they wrap any
+//! [`RuntimePersistence`](strata_core::RuntimePersistence) (static or `Arc<dyn …>`), forward
+//! every method through [`Decorated`](strata_core::Decorated) (provided methods and the
+//! manifest included), return the inner store's errors unchanged and report its durability
+//! tier. Put tracing outermost, metrics right inside it:
+//!
+//! ```
+//! use strata_core::StoreBuilder;
+//! use strata_layers::{MetricsLayer, TracingLayer};
+//!
+//! let stack = StoreBuilder::new()
+//!     .layer(TracingLayer::default().with_namespace("sessions"))
+//!     .layer(MetricsLayer::default());
+//! assert_eq!(format!("{stack:?}"), "StoreBuilder[tracing → metrics]");
+//! ```
+//!
+//! A call whose future is dropped is a first-class outcome (`cancelled`) in both layers; see
+//! each module for its defaults and its cancellation behaviour.
+//!
+//! # Metrics
+//!
+//! Labels are bounded: `operation` is a trait method name (`load_node`,
+//! `commit_runtime_state`, …), `outcome` is `ok`, `rejected` (one of the four semantic
+//! outcomes: head revision conflict, turn commit conflict, session binding mismatch, claim
+//! expired), `error` (any other error) or `cancelled` (the caller dropped the call), and
+//! `error_kind` is `StoreError::kind()` (`head_revision_conflict`, `unavailable`, `timeout`,
+//! …). Every series also carries `store=<name>` when the layer was given
+//! `MetricsLayer::with_store_name`. Ids are never labels.
+//!
+//! | name | type | unit | labels | meaning |
+//! |---|---|---|---|---|
+//! | `strata_store_operation_duration_seconds` | histogram | seconds | operation, outcome | duration of each call, from its first poll to its end (or drop); OpenTelemetry database-client buckets 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10 |
+//! | `strata_store_operations_total` | counter | calls | operation, outcome | calls ended, by outcome |
+//! | `strata_store_errors_total` | counter | calls | operation, error_kind | calls that returned an error (semantic outcomes included), by error kind |
+//! | `strata_store_operations_in_flight` | gauge | calls | operation | calls started and not yet ended or dropped |
+//! | `strata_store_commit_nodes_total` | counter | nodes | — | nodes written by successful commits (appended, or the replacing graph) |
+//! | `strata_store_commit_usage_rows_total` | counter | rows | — | usage rows appended by successful commits |
+//! | `strata_store_commit_payload_bytes_total` | counter | bytes | — | opaque payload bytes written by successful commits (config, frames, nodes, checkpoint) |
+//! | `strata_store_commit_completed_batches_total` | counter | batches | — | queued batches completed by successful commits |
+//! | `strata_store_commit_attachment_ids_total` | counter | ids | — | attachment ids stamped committed by successful commits |
+//! | `strata_store_claim_batches` | histogram | batches | operation | batches per successful non-empty claim (`claim_ready_queued_work`, `claim_ready_queued_work_by_batch_ids`) |
+//! | `strata_store_claims_empty_total` | counter | claims | operation | successful claims that found no ready work |
+//! | `strata_store_vacuum_removed_nodes_total` | counter | nodes | — | tombstoned nodes removed by `vacuum` |
+//! | `strata_store_gc_deleted_blobs_total` | counter | blobs | — | blobs deleted by `gc_unreachable` |
+//! | `strata_store_gc_retained_blobs` | gauge | blobs | — | blobs kept by the last `gc_unreachable` |
+//!
+//! The names are also constants in [`metrics::names`]; [`metrics::DURATION_BUCKETS`] holds the
+//! duration buckets for recorders that take explicit buckets (e.g. Prometheus'
+//! `set_buckets_for_metric`).
+//!
+//! # Cost
+//!
+//! PLACEHOLDER-COST
+//!
+//! # Features and dependencies
+//!
+//! - `tracing` (default): the [`tracing`](mod@tracing) module, on the `tracing` crate (the
+//!   de-facto span/event facade of async Rust; the subscriber is the application's choice).
+//! - `metrics` (default): the [`metrics`](mod@metrics) module, on the `metrics` crate facade
+//!   (the recorder, e.g. Prometheus or OpenTelemetry, is the application's choice).
+//! - `strata-core`: the contract and the [`Around`](strata_core::Around) machinery.
+//!
+//! Tests only: `tracing-subscriber` (a capturing subscriber), `metrics-util` (the debugging
+//! recorder), `metrics-exporter-prometheus` (rendering check of the documented names),
+//! `tokio` (async tests), `strata-testkit` (conformance suite, fault injection),
+//! `strata-memory` and `strata-file` (the backends the suite runs the layers over).
 
 #[cfg(any(feature = "tracing", feature = "metrics"))]
 mod call_info;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(test)]
+mod test_support;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
-#[cfg(feature = "tracing")]
-pub use self::tracing::TracingLayer;
-#[cfg(feature = "metrics")]
-pub mod metrics;
 #[cfg(feature = "metrics")]
 pub use self::metrics::MetricsLayer;
+#[cfg(feature = "tracing")]
+pub use self::tracing::TracingLayer;

@@ -366,3 +366,217 @@ impl Drop for InFlight<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::MetricKind::{Counter as C, Gauge as G, Histogram as H};
+    use metrics_util::debugging::DebugValue;
+    use strata_core::{
+        AttachmentManifest, Bytes, DeliveryPolicy, Layer, MergeKey, QueuedWorkBatchDraft,
+        QueuedWorkClaimBoundary, SessionReadScope, SessionStoreFactory, SessionStoreRequest,
+        SlotPolicy, StoreBuilder,
+    };
+    use strata_memory::MemoryStoreFactory;
+
+    use super::*;
+    use crate::test_support::fixtures::{commit, node, stack, start_then_drop};
+    use crate::test_support::recorder::{Series, exclusive, snapshot};
+
+    fn series(kind: metrics_util::MetricKind, name: &str, labels: &[&str]) -> Series {
+        (kind, name.to_owned(), labels.iter().map(|label| label.to_string()).collect())
+    }
+
+    fn counter(value: u64) -> DebugValue {
+        DebugValue::Counter(value)
+    }
+
+    fn gauge(value: f64) -> DebugValue {
+        DebugValue::Gauge(value.into())
+    }
+
+    /// The value of one series in a snapshot.
+    fn value<'a>(snapshot: &'a [(Series, DebugValue)], wanted: &Series) -> Option<&'a DebugValue> {
+        snapshot.iter().find(|(series, _)| series == wanted).map(|(_, value)| value)
+    }
+
+    /// How many durations a histogram series holds.
+    fn samples(snapshot: &[(Series, DebugValue)], operation: &str, outcome: &str) -> usize {
+        let labels = [&format!("operation={operation}")[..], &format!("outcome={outcome}")];
+        match value(snapshot, &series(H, names::OPERATION_DURATION, &labels)) {
+            Some(DebugValue::Histogram(values)) => values.len(),
+            other => panic!("no duration histogram for {operation}/{outcome}: {other:?}"),
+        }
+    }
+
+    fn draft(session: &str) -> QueuedWorkBatchDraft {
+        QueuedWorkBatchDraft {
+            session_id: session.into(),
+            source_key: None,
+            delivery_policy: DeliveryPolicy::EarliestSafeBoundary,
+            slot_policy: SlotPolicy::Exclusive,
+            merge_key: MergeKey::Never,
+            available_at_ms: 0,
+            payloads: vec![Bytes::from_static(b"work")],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scripted_sequence_records_exact_values() {
+        let _exclusive = exclusive().await;
+        let (store, faults) = stack(MetricsLayer::default().with_store_name("scripted"));
+
+        store.load_node("missing").await.unwrap();
+        store.load_node("missing").await.unwrap();
+        let nodes = vec![node("a", None, b"12345"), node("b", Some("a"), b"678")];
+        store.commit_runtime_state(commit("s1", Some(0), nodes, Some("t1"))).await.unwrap();
+        let conflict = store.commit_runtime_state(commit("s1", Some(5), vec![], None)).await;
+        assert!(matches!(conflict, Err(StoreError::HeadRevisionConflict { .. })));
+        faults.fail_next(Operation::LoadNode, 1, StoreError::Unavailable("disk".into()));
+        store.load_node("a").await.unwrap_err();
+        let idle = QueuedWorkClaimBoundary::Idle;
+        assert!(store.claim_ready_queued_work("s1", "o", idle, 1_000, 4).await.unwrap().is_none());
+        store.enqueue_queued_work(draft("s1")).await.unwrap();
+        store.enqueue_queued_work(draft("s1")).await.unwrap();
+        let claim = store.claim_ready_queued_work("s1", "o", idle, 1_000, 4).await.unwrap();
+        assert_eq!(claim.map(|claim| claim.batches.len()), Some(1), "exclusive batches");
+        store.tombstone_nodes(&["b".to_owned()]).await.unwrap();
+        let vacuumed = store.vacuum().await.unwrap();
+        let collected = store.gc_unreachable().await.unwrap();
+        faults.hang_next(Operation::LoadSession, 1);
+        start_then_drop(store.load_session(SessionReadScope::FullGraph)).await;
+
+        let snapshot = snapshot("scripted");
+        let op_outcome = |kind, name, operation: &str, outcome: &str| {
+            series(kind, name, &[&format!("operation={operation}"), &format!("outcome={outcome}")])
+        };
+        let calls = |operation, outcome| op_outcome(C, names::OPERATIONS, operation, outcome);
+        let expected_calls = [
+            ("load_node", "ok", 2),
+            ("load_node", "error", 1),
+            ("commit_runtime_state", "ok", 1),
+            ("commit_runtime_state", "rejected", 1),
+            ("claim_ready_queued_work", "ok", 2),
+            ("enqueue_queued_work", "ok", 2),
+            ("tombstone_nodes", "ok", 1),
+            ("vacuum", "ok", 1),
+            ("gc_unreachable", "ok", 1),
+            ("load_session", "cancelled", 1),
+        ];
+        for (operation, outcome, count) in expected_calls {
+            assert_eq!(
+                value(&snapshot, &calls(operation, outcome)),
+                Some(&counter(count)),
+                "{operation}/{outcome}"
+            );
+            assert_eq!(samples(&snapshot, operation, outcome), count as usize);
+            let in_flight = series(G, names::IN_FLIGHT, &[&format!("operation={operation}")]);
+            assert_eq!(value(&snapshot, &in_flight), Some(&gauge(0.0)), "{operation}");
+        }
+        // Outcomes that never happened have a zero series; no other series exist.
+        assert_eq!(value(&snapshot, &calls("load_node", "cancelled")), Some(&counter(0)));
+        let calls_series = snapshot.iter().filter(|(series, _)| series.1 == names::OPERATIONS);
+        assert_eq!(calls_series.count(), Operation::ALL.len() * Outcome::ALL.len());
+
+        let errors = |operation: &str, kind: &str| {
+            series(
+                C,
+                names::ERRORS,
+                &[&format!("error_kind={kind}"), &format!("operation={operation}")],
+            )
+        };
+        assert_eq!(
+            value(&snapshot, &errors("commit_runtime_state", "head_revision_conflict")),
+            Some(&counter(1))
+        );
+        assert_eq!(value(&snapshot, &errors("load_node", "unavailable")), Some(&counter(1)));
+        let error_series = snapshot.iter().filter(|(series, _)| series.1 == names::ERRORS);
+        assert_eq!(error_series.count(), 2);
+
+        let total = |name: &str| value(&snapshot, &series(C, name, &[]));
+        assert_eq!(total(names::COMMIT_NODES), Some(&counter(2)));
+        assert_eq!(total(names::COMMIT_USAGE_ROWS), Some(&counter(1)));
+        assert_eq!(total(names::COMMIT_PAYLOAD_BYTES), Some(&counter((6 + 5 + 3) as u64)));
+        assert_eq!(total(names::COMMIT_COMPLETED_BATCHES), Some(&counter(0)));
+        assert_eq!(total(names::COMMIT_ATTACHMENT_IDS), Some(&counter(0)));
+        assert_eq!(total(names::VACUUM_REMOVED_NODES), Some(&counter(vacuumed.removed_node_count)));
+        assert_eq!(vacuumed.removed_node_count, 1);
+        assert_eq!(total(names::GC_DELETED_BLOBS), Some(&counter(collected.deleted_blob_count)));
+        assert_eq!(
+            value(&snapshot, &series(G, names::GC_RETAINED_BLOBS, &[])),
+            Some(&gauge(collected.retained_blob_count as f64))
+        );
+        let claim_op = ["operation=claim_ready_queued_work"];
+        assert_eq!(value(&snapshot, &series(C, names::EMPTY_CLAIMS, &claim_op)), Some(&counter(1)));
+        assert_eq!(
+            value(&snapshot, &series(H, names::CLAIM_BATCHES, &claim_op)),
+            Some(&DebugValue::Histogram(vec![1.0.into()]))
+        );
+    }
+
+    #[tokio::test]
+    async fn in_flight_counts_calls_until_they_end_or_are_dropped() {
+        let _exclusive = exclusive().await;
+        let (store, faults) = stack(MetricsLayer::default().with_store_name("in-flight"));
+        faults.hang_next(Operation::ListQueuedWork, 2);
+        let in_flight = series(G, names::IN_FLIGHT, &["operation=list_queued_work"]);
+
+        let mut first = std::pin::pin!(store.list_queued_work("s1"));
+        let mut second = std::pin::pin!(store.list_queued_work("s1"));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending());
+            assert!(second.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        assert_eq!(value(&snapshot("in-flight"), &in_flight), Some(&gauge(2.0)));
+    }
+
+    #[tokio::test]
+    async fn a_factory_layered_once_shares_one_table_across_handles() {
+        let _exclusive = exclusive().await;
+        let layer = MetricsLayer::default().with_store_name("factory");
+        let factory =
+            StoreBuilder::new().layer(layer.clone()).build_factory(MemoryStoreFactory::default());
+        for session in ["s1", "s2", "s3"] {
+            let store = factory.create_store(SessionStoreRequest::new(session)).await.unwrap();
+            store.load_session_meta().await.unwrap();
+            store.list_uncommitted(0).await.unwrap();
+        }
+        assert!(layer.shared.table.get().is_some(), "the factory's handles used this table");
+
+        let snapshot = snapshot("factory");
+        let calls = series(C, names::OPERATIONS, &["operation=load_session_meta", "outcome=ok"]);
+        assert_eq!(value(&snapshot, &calls), Some(&counter(3)));
+        let duplicates = snapshot.windows(2).filter(|pair| pair[0].0 == pair[1].0).count();
+        assert_eq!(duplicates, 0);
+    }
+
+    #[test]
+    fn every_metric_is_in_the_crate_docs_table_and_nothing_else_is() {
+        let docs = include_str!("lib.rs");
+        let documented: Vec<&str> = docs
+            .lines()
+            .filter_map(|line| line.strip_prefix("//! | `"))
+            .filter_map(|row| row.split('`').next())
+            .collect();
+        let recorded: Vec<&str> = METRICS.iter().map(|(name, ..)| *name).collect();
+        assert_eq!(documented, recorded);
+    }
+
+    #[test]
+    fn clones_share_a_table_and_a_new_store_name_starts_another() {
+        let layer = MetricsLayer::default();
+        assert!(Arc::ptr_eq(&layer.shared, &layer.clone().shared));
+        assert!(!Arc::ptr_eq(&layer.shared, &layer.clone().with_store_name("x").shared));
+        assert_eq!(format!("{layer:?}"), "metrics");
+    }
+
+    #[tokio::test]
+    async fn the_wrapped_store_keeps_the_inner_tier() {
+        let store = MetricsLayer::default().layer(strata_memory::MemoryStore::new());
+        assert_eq!(
+            strata_core::RuntimePersistence::durability_tier(&store),
+            strata_core::DurabilityTier::Inline
+        );
+    }
+}

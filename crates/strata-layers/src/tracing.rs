@@ -384,3 +384,312 @@ fn turn_id<'r>(request: &'r Request<'_>) -> Option<&'r str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use strata_core::{AttachmentManifest, DurabilityTier, RuntimePersistence};
+    use strata_core::{DeliveryPolicy, MergeKey, QueuedWorkClaimBoundary, SlotPolicy};
+    use strata_core::{Layer, QueuedWorkBatchDraft, SessionMeta, SessionReadScope};
+    use strata_memory::MemoryStore;
+
+    use super::*;
+    use crate::test_support::Capture;
+    use crate::test_support::fixtures::{commit, node, stack, start_then_drop};
+
+    fn draft(session: &str) -> QueuedWorkBatchDraft {
+        QueuedWorkBatchDraft {
+            session_id: session.into(),
+            source_key: None,
+            delivery_policy: DeliveryPolicy::EarliestSafeBoundary,
+            slot_policy: SlotPolicy::Exclusive,
+            merge_key: MergeKey::Never,
+            available_at_ms: 0,
+            payloads: vec![Bytes::from_static(b"work"), Bytes::from_static(b"more")],
+        }
+    }
+
+    use strata_core::Bytes;
+
+    #[tokio::test]
+    async fn each_method_class_gets_a_span_named_after_its_operation_with_its_figures() {
+        let capture = Capture::default();
+        let _subscriber = tracing::subscriber::set_default(capture.subscriber(Level::TRACE));
+        let (store, _faults) = stack(TracingLayer::default().with_namespace("tests"));
+
+        // A read, an idempotent write, a keyed write (stamped commit), unkeyed writes (claim).
+        assert_eq!(store.load_node("missing").await.unwrap(), None);
+        store
+            .save_session_meta(SessionMeta { session_id: "s1".into(), ..Default::default() })
+            .await
+            .unwrap();
+        let nodes = vec![node("a", None, b"12345"), node("b", Some("a"), b"678")];
+        let payload_bytes = (b"config".len() + 5 + 3).to_string();
+        store.commit_runtime_state(commit("s1", Some(0), nodes, Some("turn-1"))).await.unwrap();
+        store.enqueue_queued_work(draft("s1")).await.unwrap();
+        let claim = store
+            .claim_ready_queued_work("s1", "owner", QueuedWorkClaimBoundary::Idle, 1_000, 4)
+            .await
+            .unwrap()
+            .expect("the batch is ready");
+
+        let spans = capture.spans();
+        let names: Vec<_> = spans.iter().map(|span| span.name).collect();
+        assert_eq!(
+            names,
+            [
+                "load_node",
+                "save_session_meta",
+                "commit_runtime_state",
+                "enqueue_queued_work",
+                "claim_ready_queued_work"
+            ]
+        );
+        for span in &spans {
+            assert_eq!(span.level, Level::DEBUG, "{span:?}");
+            assert!(span.closed, "{span:?}");
+            assert_eq!(span.field("db.system.name"), Some("strata"));
+            assert_eq!(span.field("db.operation.name"), Some(span.name));
+            assert_eq!(span.field("db.namespace"), Some("tests"));
+            assert_eq!(span.field("strata.outcome"), Some("ok"));
+            assert_eq!(span.field("error.type"), None);
+        }
+        assert_eq!(spans[0].field("strata.nodes"), Some("0"));
+        assert_eq!(spans[0].field("strata.session_id"), None);
+        assert_eq!(spans[1].field("strata.session_id"), Some("s1"));
+        let commit_span = &spans[2];
+        assert_eq!(commit_span.field("strata.turn_id"), Some("turn-1"));
+        assert_eq!(commit_span.field("strata.expected_head_revision"), Some("0"));
+        assert_eq!(commit_span.field("strata.head_revision"), Some("1"));
+        assert_eq!(commit_span.field("strata.nodes"), Some("2"));
+        assert_eq!(commit_span.field("strata.usage_rows"), Some("1"));
+        assert_eq!(commit_span.field("strata.payload_bytes"), Some(payload_bytes.as_str()));
+        assert_eq!(spans[3].field("strata.items"), Some("2"));
+        assert_eq!(spans[3].field("strata.payload_bytes"), Some("8"));
+        assert_eq!(spans[4].field("strata.batches"), Some("1"));
+        assert_eq!(
+            spans[4].field("strata.fencing_token"),
+            Some(claim.fencing_token.to_string().as_str())
+        );
+        // Never payload contents.
+        assert!(spans.iter().flat_map(|span| span.fields.values()).all(|value| value != "12345"));
+
+        let events = capture.events();
+        assert_eq!(events.len(), spans.len());
+        for (event, span) in events.iter().zip(&spans) {
+            assert_eq!(event.level, Level::DEBUG);
+            assert_eq!(event.parent, Some(span.name));
+            assert_eq!(event.field("strata.outcome"), Some("ok"));
+        }
+    }
+
+    #[tokio::test]
+    async fn outcomes_and_faults_are_logged_at_their_levels_with_error_type() {
+        let capture = Capture::default();
+        let _subscriber = tracing::subscriber::set_default(capture.subscriber(Level::TRACE));
+        let (store, faults) = stack(TracingLayer::default());
+
+        let conflict = store.commit_runtime_state(commit("s1", Some(7), vec![], None)).await;
+        assert!(matches!(conflict, Err(StoreError::HeadRevisionConflict { .. })));
+        faults.fail_next(Operation::LoadNode, 1, StoreError::Unavailable("disk".into()));
+        assert_eq!(store.load_node("n").await, Err(StoreError::Unavailable("disk".into())));
+        faults.fail_next(Operation::Vacuum, 1, StoreError::Backend("broken".into()));
+        assert!(store.vacuum().await.is_err());
+
+        let spans = capture.spans();
+        let failures: Vec<_> = spans
+            .iter()
+            .map(|span| (span.name, span.field("strata.outcome"), span.field("error.type")))
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                ("commit_runtime_state", Some("rejected"), Some("head_revision_conflict")),
+                ("load_node", Some("error"), Some("unavailable")),
+                ("vacuum", Some("error"), Some("backend")),
+            ]
+        );
+        let levels: Vec<_> = capture.events().iter().map(|event| event.level).collect();
+        assert_eq!(levels, [Level::INFO, Level::WARN, Level::ERROR]);
+        let event = &capture.events()[1];
+        assert_eq!(event.field("error.type"), Some("unavailable"));
+        assert_eq!(event.field("error"), Some("store unavailable: disk"));
+    }
+
+    #[tokio::test]
+    async fn levels_are_configurable() {
+        let capture = Capture::default();
+        let _subscriber = tracing::subscriber::set_default(capture.subscriber(Level::TRACE));
+        let layer = TracingLayer::default()
+            .with_span_level(Level::INFO)
+            .with_success_level(Level::TRACE)
+            .with_outcome_level(Level::DEBUG)
+            .with_transient_level(Level::ERROR)
+            .with_system_name("custom");
+        let (store, faults) = stack(layer);
+
+        store.load_session_meta().await.unwrap();
+        store.commit_runtime_state(commit("s1", Some(3), vec![], None)).await.unwrap_err();
+        faults.fail_next(Operation::ListQueuedWork, 1, StoreError::Overloaded("full".into()));
+        store.list_queued_work("s1").await.unwrap_err();
+
+        let spans = capture.spans();
+        assert!(spans.iter().all(|span| span.level == Level::INFO));
+        assert!(spans.iter().all(|span| span.field("db.system.name") == Some("custom")));
+        let levels: Vec<_> = capture.events().iter().map(|event| event.level).collect();
+        assert_eq!(levels, [Level::TRACE, Level::DEBUG, Level::ERROR]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_call_closes_its_span_as_cancelled() {
+        let capture = Capture::default();
+        let _subscriber = tracing::subscriber::set_default(capture.subscriber(Level::TRACE));
+        let (store, faults) = stack(TracingLayer::default());
+
+        faults.hang_next(Operation::LoadSession, 1);
+        start_then_drop(store.load_session(SessionReadScope::FullGraph)).await;
+
+        let spans = capture.spans();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].name, "load_session");
+        assert_eq!(spans[0].field("strata.outcome"), Some("cancelled"));
+        assert!(spans[0].closed);
+        let events = capture.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].level, Level::DEBUG);
+        assert_eq!(events[0].parent, Some("load_session"));
+        assert_eq!(events[0].field("strata.outcome"), Some("cancelled"));
+    }
+
+    #[tokio::test]
+    async fn store_spans_are_children_of_the_callers_span() {
+        let capture = Capture::default();
+        let _subscriber = tracing::subscriber::set_default(capture.subscriber(Level::TRACE));
+        let (store, _faults) = stack(TracingLayer::default());
+
+        let turn = tracing::info_span!("turn");
+        async {
+            store.load_session_meta().await.unwrap();
+            store.list_pending_queued_work("s1").await.unwrap();
+        }
+        .instrument(turn)
+        .await;
+
+        let parents: Vec<_> = capture.spans().iter().map(|span| (span.name, span.parent)).collect();
+        assert_eq!(
+            parents,
+            [
+                ("turn", None),
+                ("load_session_meta", Some("turn")),
+                ("list_pending_queued_work", Some("turn"))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn with_spans_filtered_out_faults_are_still_reported() {
+        let capture = Capture::default();
+        let _subscriber = tracing::subscriber::set_default(capture.subscriber(Level::WARN));
+        let (store, faults) = stack(TracingLayer::default());
+
+        store.load_node("n").await.unwrap();
+        store.commit_runtime_state(commit("s1", Some(9), vec![], None)).await.unwrap_err();
+        faults.fail_next(
+            Operation::Forget,
+            1,
+            StoreError::Timeout {
+                operation: "forget",
+                elapsed: std::time::Duration::from_millis(5),
+            },
+        );
+        store.forget("attachment").await.unwrap_err();
+
+        assert!(capture.spans().is_empty());
+        let events = capture.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].level, Level::WARN);
+        assert_eq!(events[0].parent, None);
+        assert_eq!(events[0].field("db.operation.name"), Some("forget"));
+        assert_eq!(events[0].field("error.type"), Some("timeout"));
+    }
+
+    #[test]
+    fn every_operation_has_its_own_span_name() {
+        let capture = Capture::default();
+        let config = Config::default();
+        tracing::subscriber::with_default(capture.subscriber(Level::TRACE), || {
+            for &operation in Operation::ALL {
+                let span = new_span(&config, &request_for(operation));
+                assert_eq!(span.metadata().map(|meta| meta.name()), Some(operation.name()));
+            }
+        });
+    }
+
+    /// Some request of `operation` (arguments do not matter for naming).
+    fn request_for(operation: Operation) -> Request<'static> {
+        const IDS: &[String] = &[];
+        const CLAIM: &strata_core::QueuedWorkClaim = &strata_core::QueuedWorkClaim {
+            session_id: String::new(),
+            claim_id: String::new(),
+            owner_id: String::new(),
+            lease_token: String::new(),
+            fencing_token: 0,
+            claimed_at_epoch_ms: 0,
+            expires_at_epoch_ms: 0,
+            batches: Vec::new(),
+        };
+        let boundary = QueuedWorkClaimBoundary::Idle;
+        match operation {
+            Operation::LoadSession => Request::LoadSession { scope: SessionReadScope::FullGraph },
+            Operation::LoadNode => Request::LoadNode { node_id: "n" },
+            Operation::CommitRuntimeState => {
+                Request::CommitRuntimeState { commit: commit("s", None, vec![], None) }
+            }
+            Operation::SaveSessionMeta => Request::SaveSessionMeta { meta: SessionMeta::default() },
+            Operation::LoadSessionMeta => Request::LoadSessionMeta,
+            Operation::TombstoneNodes => Request::TombstoneNodes { ids: IDS },
+            Operation::Vacuum => Request::Vacuum,
+            Operation::GcUnreachable => Request::GcUnreachable,
+            Operation::EnqueueQueuedWork => Request::EnqueueQueuedWork { draft: draft("s") },
+            Operation::ClaimReadyQueuedWork => Request::ClaimReadyQueuedWork {
+                session_id: "s",
+                owner_id: "o",
+                boundary,
+                lease_ttl_ms: 1,
+                max_batches: 1,
+            },
+            Operation::ClaimReadyQueuedWorkByBatchIds => Request::ClaimReadyQueuedWorkByBatchIds {
+                session_id: "s",
+                owner_id: "o",
+                boundary,
+                lease_ttl_ms: 1,
+                batch_ids: IDS,
+            },
+            Operation::RenewQueuedWorkClaim => {
+                Request::RenewQueuedWorkClaim { claim: CLAIM, lease_ttl_ms: 1 }
+            }
+            Operation::AbandonQueuedWorkClaim => Request::AbandonQueuedWorkClaim { claim: CLAIM },
+            Operation::CancelQueuedWorkBatch => {
+                Request::CancelQueuedWorkBatch { session_id: "s", batch_id: "b" }
+            }
+            Operation::ListQueuedWork => Request::ListQueuedWork { session_id: "s" },
+            Operation::ListPendingQueuedWork => Request::ListPendingQueuedWork { session_id: "s" },
+            Operation::RecordIntent => Request::RecordIntent {
+                intent: strata_core::AttachmentIntent {
+                    attachment_id: "a".into(),
+                    session_id: "s".into(),
+                    canonical_uri: "u".into(),
+                    intent_at_epoch_ms: 0,
+                },
+            },
+            Operation::CommitRefs => Request::CommitRefs { session_id: "s", attachment_ids: IDS },
+            Operation::ListUncommitted => Request::ListUncommitted { older_than_ms: 0 },
+            Operation::Forget => Request::Forget { attachment_id: "a" },
+        }
+    }
+
+    #[tokio::test]
+    async fn the_wrapped_store_keeps_the_inner_tier() {
+        let store = TracingLayer::default().layer(MemoryStore::new());
+        assert_eq!(store.durability_tier(), DurabilityTier::Inline);
+    }
+}
