@@ -20,11 +20,6 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// Every outcome, in [`Outcome::index`] order.
-    #[cfg(feature = "metrics")]
-    pub(crate) const ALL: [Outcome; 4] =
-        [Outcome::Ok, Outcome::Rejected, Outcome::Error, Outcome::Cancelled];
-
     /// The outcome of a finished call.
     pub(crate) fn of<T>(result: &Result<T, StoreError>) -> Self {
         match result {
@@ -44,7 +39,7 @@ impl Outcome {
         }
     }
 
-    /// Position in [`Outcome::ALL`], for array-indexed handle tables.
+    /// Position in declaration order, for array-indexed handle tables.
     #[cfg(feature = "metrics")]
     pub(crate) const fn index(self) -> usize {
         self as usize

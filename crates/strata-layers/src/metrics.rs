@@ -12,10 +12,10 @@
 //!
 //! # Handles and sharing
 //!
-//! The handle table (one counter and one histogram per (operation, outcome), one in-flight
-//! gauge per operation, the figure counters) is built once, on the layer's first call, against
-//! the recorder installed at that time; the error counter of an (operation, error kind) is built
-//! on its first occurrence and then reused. Clones of a layer share the table, so applying one
+//! The handle table is created on the layer's first call, against the recorder installed at
+//! that time. Each handle (the counter and histogram of an (operation, outcome), the in-flight
+//! gauge of an operation, the error counter of an (operation, error kind)) is built on its
+//! first use and then reused by every call, so only series that happen are exported. Clones of a layer share the table, so applying one
 //! layer to every handle of a factory records into one set of series. Install the recorder
 //! before the first call.
 //!
@@ -170,10 +170,13 @@ impl fmt::Debug for MetricsLayer {
     }
 }
 
-/// Every handle the layer records into.
+/// Every handle the layer records into. Per-operation and per-outcome handles are built on
+/// first use (so only series that happen are exported), then reused for every call.
 struct Table {
+    /// The labels every series carries (the optional store name).
+    base: Vec<Label>,
     /// Indexed by [`Operation::index`].
-    operations: Vec<OperationMetrics>,
+    operations: Vec<OnceLock<OperationMetrics>>,
     commit_nodes: Counter,
     commit_usage_rows: Counter,
     commit_payload_bytes: Counter,
@@ -186,17 +189,21 @@ struct Table {
 
 /// The handles of one operation.
 struct OperationMetrics {
+    /// Labels of this operation's series (the base labels and `operation`).
+    labels: Vec<Label>,
     /// Indexed by [`Outcome::index`].
-    calls: [Counter; 4],
-    /// Indexed by [`Outcome::index`].
-    durations: [Histogram; 4],
+    outcomes: [OnceLock<OutcomeMetrics>; 4],
     in_flight: Gauge,
     /// Built on each kind's first occurrence (error path only).
     errors: Mutex<Vec<(&'static str, Counter)>>,
     /// Claim operations only.
     claims: Option<ClaimMetrics>,
-    /// Labels of this operation's series (to build error counters later).
-    labels: Vec<Label>,
+}
+
+/// The handles of one (operation, outcome).
+struct OutcomeMetrics {
+    calls: Counter,
+    duration: Histogram,
 }
 
 struct ClaimMetrics {
@@ -209,13 +216,9 @@ impl Table {
         describe_metrics();
         let base: Vec<Label> =
             store_name.map(|name| Label::new("store", name.to_owned())).into_iter().collect();
-        let operations = Operation::ALL
-            .iter()
-            .map(|&operation| OperationMetrics::new(operation, &base))
-            .collect();
         let counter = |name: &'static str| metrics::counter!(name, base.clone());
         Self {
-            operations,
+            operations: Operation::ALL.iter().map(|_| OnceLock::new()).collect(),
             commit_nodes: counter(names::COMMIT_NODES),
             commit_usage_rows: counter(names::COMMIT_USAGE_ROWS),
             commit_payload_bytes: counter(names::COMMIT_PAYLOAD_BYTES),
@@ -224,7 +227,13 @@ impl Table {
             vacuum_removed_nodes: counter(names::VACUUM_REMOVED_NODES),
             gc_deleted_blobs: counter(names::GC_DELETED_BLOBS),
             gc_retained_blobs: metrics::gauge!(names::GC_RETAINED_BLOBS, base.clone()),
+            base,
         }
+    }
+
+    fn operation(&self, operation: Operation) -> &OperationMetrics {
+        self.operations[operation.index()]
+            .get_or_init(|| OperationMetrics::new(operation, &self.base))
     }
 
     /// Records a successful call's figures. `figures` holds the request's (commits only).
@@ -240,7 +249,7 @@ impl Table {
             }
             Operation::ClaimReadyQueuedWork | Operation::ClaimReadyQueuedWorkByBatchIds => {
                 figures.add_response(response);
-                if let Some(claims) = &self.operations[operation.index()].claims {
+                if let Some(claims) = &self.operation(operation).claims {
                     match count(figures.batches) {
                         0 => claims.empty.increment(1),
                         batches => claims.batches.record(batches as f64),
@@ -265,11 +274,6 @@ impl OperationMetrics {
     fn new(operation: Operation, base: &[Label]) -> Self {
         let mut labels = base.to_vec();
         labels.push(Label::from_static_parts("operation", operation.name()));
-        let with_outcome = |outcome: Outcome| {
-            let mut labels = labels.clone();
-            labels.push(Label::from_static_parts("outcome", outcome.label()));
-            labels
-        };
         let claims = matches!(
             operation,
             Operation::ClaimReadyQueuedWork | Operation::ClaimReadyQueuedWorkByBatchIds
@@ -279,16 +283,23 @@ impl OperationMetrics {
             empty: metrics::counter!(names::EMPTY_CLAIMS, labels.clone()),
         });
         Self {
-            calls: Outcome::ALL
-                .map(|outcome| metrics::counter!(names::OPERATIONS, with_outcome(outcome))),
-            durations: Outcome::ALL.map(|outcome| {
-                metrics::histogram!(names::OPERATION_DURATION, with_outcome(outcome))
-            }),
+            outcomes: Default::default(),
             in_flight: metrics::gauge!(names::IN_FLIGHT, labels.clone()),
             errors: Mutex::new(Vec::new()),
             claims,
             labels,
         }
+    }
+
+    fn outcome(&self, outcome: Outcome) -> &OutcomeMetrics {
+        self.outcomes[outcome.index()].get_or_init(|| {
+            let mut labels = self.labels.clone();
+            labels.push(Label::from_static_parts("outcome", outcome.label()));
+            OutcomeMetrics {
+                calls: metrics::counter!(names::OPERATIONS, labels.clone()),
+                duration: metrics::histogram!(names::OPERATION_DURATION, labels),
+            }
+        })
     }
 
     fn record_error(&self, error: &StoreError) {
@@ -326,7 +337,7 @@ impl Around for MetricsLayer {
             Operation::CommitRuntimeState => Figures::of_request(&request),
             _ => Figures::default(),
         };
-        let mut call = InFlight::start(&table.operations[operation.index()]);
+        let mut call = InFlight::start(table.operation(operation));
         let result = request.dispatch(inner).await;
         call.finish(Outcome::of(&result));
         match &result {
@@ -352,9 +363,9 @@ impl<'a> InFlight<'a> {
 
     fn finish(&mut self, outcome: Outcome) {
         self.finished = true;
-        let index = outcome.index();
-        self.metrics.durations[index].record(self.started.elapsed().as_secs_f64());
-        self.metrics.calls[index].increment(1);
+        let handles = self.metrics.outcome(outcome);
+        handles.duration.record(self.started.elapsed().as_secs_f64());
+        handles.calls.increment(1);
         self.metrics.in_flight.decrement(1.0);
     }
 }
@@ -472,10 +483,10 @@ mod tests {
             let in_flight = series(G, names::IN_FLIGHT, &[&format!("operation={operation}")]);
             assert_eq!(value(&snapshot, &in_flight), Some(&gauge(0.0)), "{operation}");
         }
-        // Outcomes that never happened have a zero series; no other series exist.
-        assert_eq!(value(&snapshot, &calls("load_node", "cancelled")), Some(&counter(0)));
+        // Only (operation, outcome) pairs that happened have series.
+        assert_eq!(value(&snapshot, &calls("load_node", "cancelled")), None);
         let calls_series = snapshot.iter().filter(|(series, _)| series.1 == names::OPERATIONS);
-        assert_eq!(calls_series.count(), Operation::ALL.len() * Outcome::ALL.len());
+        assert_eq!(calls_series.count(), expected_calls.len());
 
         let errors = |operation: &str, kind: &str| {
             series(
