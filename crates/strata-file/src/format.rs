@@ -157,8 +157,11 @@ pub fn frame_at(bytes: &[u8], offset: usize) -> Result<(&[u8], usize), FrameErro
 pub struct Scan<'a> {
     /// `(offset, payload)` of each valid record, in order.
     pub records: Vec<(u64, &'a [u8])>,
-    /// End of the last valid record; bytes after it are a torn tail.
+    /// End of the last valid record; bytes after it are a torn tail or preallocated zeros.
     pub valid_end: u64,
+    /// True when every byte after `valid_end` is zero (preallocated, never written): nothing
+    /// needs discarding.
+    pub zero_tail: bool,
 }
 
 /// Scans the log segment `bytes` (whole file, header included) named `file`.
@@ -167,10 +170,12 @@ pub struct Scan<'a> {
 /// (both checksums good, payload within the file) starts anywhere after `p`, the damage is in
 /// the middle of the file and the scan fails with corrupt data at `file:p`. Otherwise the bytes
 /// from `p` to the end are a torn tail (an interrupted, never acknowledged append) and are
-/// reported through [`Scan::valid_end`] for the caller to discard.
+/// reported through [`Scan::valid_end`] for the caller to discard. Preallocated zeros after the
+/// last record are the common case of such a tail: no valid frame is all zeros (the header
+/// checksum of zero bytes is not zero), so the search stops at the last non-zero byte.
 pub fn scan_log<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreError> {
     check_file_header(file, bytes, FileKind::Log)?;
-    let mut scan = Scan { records: Vec::new(), valid_end: FILE_HEADER_LEN as u64 };
+    let mut scan = Scan { records: Vec::new(), valid_end: FILE_HEADER_LEN as u64, zero_tail: true };
     let mut offset = FILE_HEADER_LEN;
     while offset < bytes.len() {
         match frame_at(bytes, offset) {
@@ -180,8 +185,12 @@ pub fn scan_log<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreError>
                 scan.valid_end = next as u64;
             }
             Err(error) => {
-                if let Some(later) = (offset + 1..bytes.len()).find(|&q| frame_at(bytes, q).is_ok())
-                {
+                let Some(last_nonzero) = bytes[offset..].iter().rposition(|&b| b != 0) else {
+                    break;
+                };
+                scan.zero_tail = false;
+                let search = offset + 1..=offset + last_nonzero;
+                if let Some(later) = search.into_iter().find(|&q| frame_at(bytes, q).is_ok()) {
                     return Err(corrupt(
                         file,
                         offset as u64,
