@@ -21,20 +21,22 @@ fn options(ctx: &StoreContext) -> FileStoreOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_store_passes_the_store_suite() {
-    run_store_suite(OPTIONS, |ctx| async move {
+    let report = run_store_suite(OPTIONS, |ctx| async move {
         let store = FileStore::open(&ctx.dir, options(&ctx)).expect("open file store");
         Arc::new(store) as Arc<dyn RuntimePersistence>
     })
-    .await
-    .assert_passed();
+    .await;
+    println!("{report}");
+    report.assert_passed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_store_factory_passes_the_factory_suite() {
-    run_factory_suite(OPTIONS, |ctx| async move {
+    let report = run_factory_suite(OPTIONS, |ctx| async move {
         let factory = FileStoreFactory::open(&ctx.dir, options(&ctx)).expect("open factory");
         Arc::new(factory) as Arc<dyn SessionStoreFactory>
     })
-    .await
-    .assert_passed();
+    .await;
+    println!("{report}");
+    report.assert_passed();
 }
