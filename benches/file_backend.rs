@@ -70,7 +70,7 @@ async fn fill(store: &FileStore, total: usize) {
         .map(|i| node(format!("p{i}"), i.checked_sub(1).map(|p| format!("p{p}"))))
         .collect();
     for i in 0..total.saturating_sub(PATH_LEN) {
-        let parent = if i % 100 == 0 { "p0".to_owned() } else { format!("b{}", i - 1) };
+        let parent = if i.is_multiple_of(100) { "p0".to_owned() } else { format!("b{}", i - 1) };
         nodes.push(node(format!("b{i}"), Some(parent)));
     }
     let leaf = Some(format!("p{}", PATH_LEN - 1));

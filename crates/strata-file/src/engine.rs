@@ -135,6 +135,18 @@ fn list_logs(dir: &Path) -> Result<Vec<u64>, StoreError> {
     Ok(gens)
 }
 
+/// Removes temporary files of an interrupted atomic write (never renamed into place, so never
+/// part of the store).
+fn remove_leftover_tmp_files(dir: &Path) -> Result<(), StoreError> {
+    for entry in fs::read_dir(dir).map_err(io(format_args!("list {}", dir.display())))? {
+        let path = entry.map_err(io(format_args!("list {}", dir.display())))?.path();
+        if path.extension().is_some_and(|ext| ext == &TMP_SUFFIX[1..]) {
+            fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
 fn log_name(generation: u64) -> String {
     format!("{LOG_PREFIX}{generation}")
 }
@@ -262,12 +274,7 @@ impl<S: Image> Engine<S> {
             let path = dir.join(log_name(*stale));
             fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
         }
-        for leftover in [format!("{SNAPSHOT_FILE}{TMP_SUFFIX}")] {
-            let path = dir.join(leftover);
-            if path.exists() {
-                fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
-            }
-        }
+        remove_leftover_tmp_files(dir)?;
         let log = Arc::new(open_for_writing(&dir.join(log_name(last_gen)))?);
         Ok(Self {
             dir: dir.to_path_buf(),

@@ -98,7 +98,7 @@ fn flipped_bytes_give_a_prefix_or_corrupt_data_at_the_damaged_record() {
 }
 
 fn check_flip(dir: &Path, log: &[u8], bounds: &[usize], position: usize, last_record: usize) {
-    let record = *bounds.iter().filter(|&&b| b <= position).next_back().unwrap();
+    let record = *bounds.iter().rfind(|&&b| b <= position).unwrap();
     let index = bounds.iter().position(|&b| b == record).unwrap() as u64;
     match open_with(dir, log) {
         // Damage in the final record is indistinguishable from a torn append: that record

@@ -4,7 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use strata_core::{Mutation, SessionState};
-use strata_file::format::{FILE_HEADER_LEN, FileKind, decode, file_header, read_snapshot, scan_log};
+use strata_file::format::{
+    FILE_HEADER_LEN, FileKind, decode, file_header, read_snapshot, scan_log,
+};
 
 fuzz_target!(|data: &[u8]| {
     // As given (exercises the header checks) and behind a valid log header (the frames).

@@ -30,7 +30,7 @@ pub fn nth_commit(session: &str, n: u64, payload_len: usize) -> RuntimeCommit {
         frame_id: None,
         cause: None,
     };
-    let checkpoint = (n % 3 == 0).then(|| RuntimeCheckpoint {
+    let checkpoint = n.is_multiple_of(3).then(|| RuntimeCheckpoint {
         turn_state: Bytes::from(format!("turn {n}")),
         tool_state: CheckpointBlob::payload(format!("tool state {n}")),
         ..Default::default()
