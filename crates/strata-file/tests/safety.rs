@@ -193,3 +193,18 @@ fn vacuum_and_gc_reclaim_disk_space() {
     assert_eq!(read.head_revision, 30);
     assert!(read.checkpoint.is_some());
 }
+
+#[test]
+fn delete_refuses_a_session_locked_by_someone_else() {
+    let root = tempfile::tempdir().unwrap();
+    let factory = FileStoreFactory::open(root.path(), FileStoreOptions::default()).unwrap();
+    drop(run(factory.create_store(SessionStoreRequest::new("s"))).unwrap());
+    // Another open file description holding the lock stands in for another process.
+    let holder = fs::File::options().write(true).open(root.path().join("s/LOCK")).unwrap();
+    holder.try_lock().unwrap();
+    assert_eq!(run(factory.delete_session("s")).unwrap_err().kind(), "locked");
+    assert!(root.path().join("s").exists());
+    drop(holder);
+    run(factory.delete_session("s")).unwrap();
+    assert!(run(factory.open_existing_store("s")).unwrap().is_none());
+}
