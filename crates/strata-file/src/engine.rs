@@ -338,8 +338,7 @@ impl<S: Image> Engine<S> {
                 Some(mutation) => {
                     let lsn = self.append(&mut inner, &mutation)?;
                     inner.state.apply_mutation(&mutation);
-                    let threshold = self.options.compact_min_log_bytes.max(inner.snapshot_len);
-                    (answer, lsn, inner.log_len > threshold)
+                    (answer, lsn, self.log_is_long(&inner))
                 }
             }
         };
@@ -348,7 +347,7 @@ impl<S: Image> Engine<S> {
             // The write is durable and acknowledged whatever happens here; a failed compaction
             // leaves the log longer and is retried by the next write that crosses the threshold
             // (and reported by `compact` callers such as `vacuum`).
-            let _ = self.compact();
+            let _ = self.compact_if(|engine, inner| engine.log_is_long(inner));
         }
         Ok(answer)
     }
@@ -439,12 +438,26 @@ impl<S: Image> Engine<S> {
     /// Folds the log into a new snapshot and starts a new log segment (crash-safe at every
     /// step; see the crate docs). The image is encoded under the lock; file writes are not.
     pub fn compact(&self) -> Result<(), StoreError> {
+        self.compact_if(|_, _| true)
+    }
+
+    /// True when the live segment has outgrown both the minimum and the last snapshot.
+    fn log_is_long(&self, inner: &Inner<S>) -> bool {
+        inner.log_len > self.options.compact_min_log_bytes.max(inner.snapshot_len)
+    }
+
+    /// Compacts when `needed` still holds once this caller has the compaction to itself (so
+    /// writers that crossed the threshold together compact once).
+    fn compact_if(&self, needed: impl FnOnce(&Self, &Inner<S>) -> bool) -> Result<(), StoreError> {
         let _one_at_a_time = lock(&self.compaction);
         let sync = self.options.sync.syncs();
         let (encoded, first_gen) = {
             let mut inner = lock(&self.inner);
             if let Some(error) = &inner.poisoned {
                 return Err(error.clone());
+            }
+            if !needed(self, &inner) {
+                return Ok(());
             }
             let mut sync_state = lock(&self.sync);
             if sync {
