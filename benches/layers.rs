@@ -1,2 +1,189 @@
-//! Placeholder until this benchmark lands (owned by another change in progress).
-fn main() {}
+//! Per-layer overhead of the observability layers over the in-memory store, in the same run
+//! as the bare store: a read (`load_node`, a hit) and a commit (blind, no graph change).
+//!
+//! ```text
+//! cargo bench --bench layers
+//! ```
+//!
+//! Variants, per operation:
+//! - `bare`: the in-memory store; `pass_through`: one do-nothing `Around` layer (the cost of
+//!   the forwarding machinery itself);
+//! - `tracing/off`, `metrics/off`, `tracing+metrics/off`: no subscriber, no recorder;
+//! - `tracing/filtered`: a `tracing-subscriber` registry with a `warn` filter (the store spans
+//!   are filtered out); `metrics/recorded`: the Prometheus recorder; `tracing+metrics/installed`:
+//!   both.
+//!
+//! Every sample runs its calls in one loop inside one `block_on` (current-thread runtime), so
+//! the figures hold no per-call executor overhead. The variants with nothing installed run
+//! first: installing a subscriber changes `tracing`'s cached callsite interest for the rest of
+//! the process. The recorder is a local one (`metrics::with_local_recorder` while the layer
+//! builds its handles), so no global state leaks between variants; its histograms are drained
+//! (`run_upkeep`) between samples, outside the timed loop.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use strata::layers::metrics::{DURATION_BUCKETS, names};
+use strata::layers::{MetricsLayer, TracingLayer};
+use strata::memory::MemoryStore;
+use strata::{
+    Bytes, GraphCommitDelta, PassThrough, RuntimeCommit, RuntimePersistence, SessionNodeRecord,
+    StoreBuilder,
+};
+use tokio::runtime::Runtime;
+
+const SESSION: &str = "bench";
+const NODE: &str = "n1";
+
+/// A store holding one node, `NODE`.
+fn seeded<S: RuntimePersistence>(rt: &Runtime, store: S) -> Arc<dyn RuntimePersistence>
+where
+    S: 'static,
+{
+    let store: Arc<dyn RuntimePersistence> = Arc::new(store);
+    let node = SessionNodeRecord {
+        node_id: NODE.into(),
+        parent_node_id: None,
+        payload: Bytes::from_static(b"payload"),
+        timestamp_ms: 0,
+        frame_id: None,
+        cause: None,
+    };
+    let commit = RuntimeCommit {
+        session_id: SESSION.into(),
+        graph: GraphCommitDelta::Append { nodes: vec![node], leaf_node_id: Some(NODE.into()) },
+        ..RuntimeCommit::default()
+    };
+    rt.block_on(store.commit_runtime_state(commit)).expect("seed commit");
+    store
+}
+
+/// A blind commit that changes nothing but the head revision (so the state does not grow).
+fn blind_commit() -> RuntimeCommit {
+    RuntimeCommit {
+        session_id: SESSION.into(),
+        config: Bytes::from_static(b"config"),
+        graph: GraphCommitDelta::Unchanged { leaf_node_id: Some(NODE.into()) },
+        ..RuntimeCommit::default()
+    }
+}
+
+/// Benchmarks a read and a commit on `store`, as the group `name`; `between` runs after every
+/// sample, outside the timing.
+fn bench_store(
+    c: &mut Criterion,
+    rt: &Runtime,
+    name: &str,
+    store: Arc<dyn RuntimePersistence>,
+    between: &dyn Fn(),
+) {
+    let mut group = c.benchmark_group(name);
+    group.bench_function("load_node", |b| {
+        b.iter_custom(|iterations| {
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iterations {
+                    black_box(store.load_node(black_box(NODE)).await.expect("read"));
+                }
+                start.elapsed()
+            });
+            between();
+            elapsed
+        })
+    });
+    group.bench_function("commit", |b| {
+        b.iter_custom(|iterations| {
+            let commits: Vec<_> = (0..iterations).map(|_| blind_commit()).collect();
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                for commit in commits {
+                    black_box(store.commit_runtime_state(commit).await.expect("commit"));
+                }
+                start.elapsed()
+            });
+            between();
+            elapsed
+        })
+    });
+    group.finish();
+}
+
+fn prometheus() -> (metrics_exporter_prometheus::PrometheusRecorder, PrometheusHandle) {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(names::OPERATION_DURATION.into()), &DURATION_BUCKETS)
+        .expect("valid buckets")
+        .build_recorder();
+    let handle = recorder.handle();
+    (recorder, handle)
+}
+
+fn layers(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let nothing = &|| {};
+    let memory = || MemoryStore::new();
+    let mut run = |name: &str, store: Arc<dyn RuntimePersistence>, between: &dyn Fn()| {
+        bench_store(c, &rt, name, store, between)
+    };
+
+    // Nothing installed.
+    run("bare", seeded(&rt, memory()), nothing);
+    run(
+        "pass_through",
+        seeded(&rt, StoreBuilder::new().layer(PassThrough::default()).build(memory())),
+        nothing,
+    );
+    run(
+        "tracing/off",
+        seeded(&rt, StoreBuilder::new().layer(TracingLayer::default()).build(memory())),
+        nothing,
+    );
+    run(
+        "metrics/off",
+        seeded(&rt, StoreBuilder::new().layer(MetricsLayer::default()).build(memory())),
+        nothing,
+    );
+    let both = StoreBuilder::new().layer(TracingLayer::default()).layer(MetricsLayer::default());
+    run("tracing+metrics/off", seeded(&rt, both.build(memory())), nothing);
+
+    // A subscriber filtering the store spans out (warn), and a Prometheus recorder.
+    let subscriber = {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::WARN)
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+    };
+    let _subscriber = tracing::subscriber::set_default(subscriber);
+    run(
+        "tracing/filtered",
+        seeded(&rt, StoreBuilder::new().layer(TracingLayer::default()).build(memory())),
+        nothing,
+    );
+    let (recorder, handle) = prometheus();
+    let drain = &|| handle.run_upkeep();
+    // `seeded` makes the layer's first calls (a commit; then a read below), which build its
+    // handles against the local recorder; they keep recording into it afterwards.
+    let warm = |store: Arc<dyn RuntimePersistence>| {
+        rt.block_on(store.load_node(NODE)).expect("warm-up read");
+        store
+    };
+    let recorded = metrics::with_local_recorder(&recorder, || {
+        warm(seeded(&rt, StoreBuilder::new().layer(MetricsLayer::default()).build(memory())))
+    });
+    run("metrics/recorded", recorded, drain);
+    let installed =
+        metrics::with_local_recorder(&recorder, || warm(seeded(&rt, both.build(memory()))));
+    run("tracing+metrics/installed", installed, drain);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    targets = layers
+}
+criterion_main!(benches);

@@ -33,9 +33,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use metrics::{Counter, Gauge, Histogram, Label, Unit};
 use strata_core::{Around, Operation, Request, Response, RuntimePersistence, StoreError};
 
@@ -236,11 +238,13 @@ impl Table {
             .get_or_init(|| OperationMetrics::new(operation, &self.base))
     }
 
-    /// Records a successful call's figures. `figures` holds the request's (commits only).
-    fn record_success(&self, operation: Operation, mut figures: Figures, response: &Response) {
+    /// Records a successful call's figures (`commit`: the request's figures, commits only).
+    fn record_success(&self, operation: Operation, commit: Option<&Figures>, response: &Response) {
         let count = |value: Option<u64>| value.unwrap_or(0);
+        let mut figures = Figures::default();
         match operation {
             Operation::CommitRuntimeState => {
+                let figures = commit.copied().unwrap_or_default();
                 self.commit_nodes.increment(count(figures.nodes));
                 self.commit_usage_rows.increment(count(figures.usage_rows));
                 self.commit_payload_bytes.increment(count(figures.payload_bytes));
@@ -323,28 +327,31 @@ impl OperationMetrics {
 }
 
 impl Around for MetricsLayer {
-    async fn around<'a, S>(
+    // Not an `async` body: a combinator over the inner call holds only that call and the
+    // in-flight record, where an `async` block would keep a second copy of the inner future
+    // (and an `async fn` a third, of the request), and every call copies its future.
+    fn around<'a, S>(
         &'a self,
         inner: &'a S,
         request: Request<'a>,
-    ) -> Result<Response, StoreError>
+    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a
     where
         S: RuntimePersistence + ?Sized + 'a,
     {
         let table = self.table();
         let operation = request.operation();
-        let figures = match operation {
-            Operation::CommitRuntimeState => Figures::of_request(&request),
-            _ => Figures::default(),
-        };
-        let mut call = InFlight::start(table.operation(operation));
-        let result = request.dispatch(inner).await;
-        call.finish(Outcome::of(&result));
-        match &result {
-            Ok(response) => table.record_success(operation, figures, response),
-            Err(error) => call.metrics.record_error(error),
-        }
-        result
+        // A commit's figures are counted on success; boxed so other calls' futures stay small.
+        let commit = matches!(operation, Operation::CommitRuntimeState)
+            .then(|| Box::new(Figures::of_request(&request)));
+        let mut in_flight = InFlight::start(table.operation(operation));
+        request.dispatch(inner).map(move |result| {
+            in_flight.finish(Outcome::of(&result));
+            match &result {
+                Ok(response) => table.record_success(operation, commit.as_deref(), response),
+                Err(error) => in_flight.metrics.record_error(error),
+            }
+            result
+        })
     }
 }
 
@@ -392,6 +399,7 @@ mod tests {
     use super::*;
     use crate::test_support::fixtures::{commit, node, stack, start_then_drop};
     use crate::test_support::recorder::{Series, exclusive, snapshot};
+    use crate::test_support::run_conformance;
 
     fn series(kind: metrics_util::MetricKind, name: &str, labels: &[&str]) -> Series {
         (kind, name.to_owned(), labels.iter().map(|label| label.to_string()).collect())
@@ -589,5 +597,10 @@ mod tests {
             strata_core::RuntimePersistence::durability_tier(&store),
             strata_core::DurabilityTier::Inline
         );
+    }
+
+    #[tokio::test]
+    async fn conformance_over_memory_and_file_stores() {
+        run_conformance(MetricsLayer::default().with_store_name("conformance")).await;
     }
 }

@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use strata_core::{DurabilityTier, Layer, RuntimePersistence};
+use strata_file::{FileStore, FileStoreOptions};
+use strata_memory::MemoryStore;
+use strata_testkit::{SuiteOptions, run_store_suite};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
@@ -259,4 +263,32 @@ pub(crate) mod fixtures {
         })
         .await;
     }
+}
+
+/// The conformance suite over a layer: once over the in-memory store, once over the durable
+/// file store (reopened on the same directory where the suite asks).
+pub(crate) async fn run_conformance<L>(layer: L)
+where
+    L: Layer<MemoryStore> + Layer<FileStore> + Clone + Send + Sync + 'static,
+    <L as Layer<MemoryStore>>::Store: RuntimePersistence + 'static,
+    <L as Layer<FileStore>>::Store: RuntimePersistence + 'static,
+{
+    let memory = layer.clone();
+    run_store_suite(SuiteOptions::default(), move |ctx| {
+        let store = memory.layer(MemoryStore::with_clock(Arc::new(ctx.clock)));
+        async move { Arc::new(store) as Arc<dyn RuntimePersistence> }
+    })
+    .await
+    .assert_passed();
+
+    let durable =
+        SuiteOptions { tier: DurabilityTier::Durable, reopenable: true, ..Default::default() };
+    run_store_suite(durable, move |ctx| {
+        let options = FileStoreOptions::default().with_clock(Arc::new(ctx.clock));
+        let store = FileStore::open(&ctx.dir, options).expect("the file store opens");
+        let store = layer.layer(store);
+        async move { Arc::new(store) as Arc<dyn RuntimePersistence> }
+    })
+    .await
+    .assert_passed();
 }
