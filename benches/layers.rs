@@ -39,10 +39,7 @@ const SESSION: &str = "bench";
 const NODE: &str = "n1";
 
 /// A store holding one node, `NODE`.
-fn seeded<S: RuntimePersistence>(rt: &Runtime, store: S) -> Arc<dyn RuntimePersistence>
-where
-    S: 'static,
-{
+fn seeded<S: RuntimePersistence + 'static>(rt: &Runtime, store: S) -> Arc<dyn RuntimePersistence> {
     let store: Arc<dyn RuntimePersistence> = Arc::new(store);
     let node = SessionNodeRecord {
         node_id: NODE.into(),

@@ -1,10 +1,61 @@
-//! What both observability layers know about one call, computed in one place: its
-//! [`Outcome`] and its [`Figures`] (counts and sizes taken from the request before dispatch and
-//! from the response after). Never ids, never payload contents: only lengths and counters.
+//! What both observability layers share about one call, written once: its [`Outcome`], its
+//! [`Figures`] (counts and sizes taken from the request before dispatch and from the response
+//! after; never ids, never payload contents), and [`Observed`], the future that runs the inner
+//! call and tells an [`Observer`] how it ended.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use strata_core::{
     AgentFrame, Request, Response, RuntimeCheckpoint, RuntimeCommit, SessionNodeRecord, StoreError,
 };
+
+/// What a layer does while its call runs and when it ends. A call dropped before it ends is
+/// the observer's own `Drop` (it sees that `finish` was never called).
+pub(crate) trait Observer {
+    /// Runs one poll of the inner call (tracing enters its span here).
+    fn in_scope<R>(&self, poll: impl FnOnce() -> R) -> R {
+        poll()
+    }
+
+    /// The inner call ended with `result`.
+    fn finish(&mut self, result: &Result<Response, StoreError>);
+}
+
+pin_project_lite::pin_project! {
+    /// The inner call and its observer, in one future. A hand-written future rather than an
+    /// `async` block: the block would keep a second copy of the inner call's future (about a
+    /// kilobyte, since it holds the request), and every call moves its future a few times.
+    pub(crate) struct Observed<F, O> {
+        #[pin]
+        call: F,
+        observer: O,
+    }
+}
+
+impl<F, O> Observed<F, O> {
+    /// Runs `call`, reporting to `observer`.
+    pub(crate) fn new(call: F, observer: O) -> Self {
+        Self { call, observer }
+    }
+}
+
+impl<F, O> Future for Observed<F, O>
+where
+    F: Future<Output = Result<Response, StoreError>>,
+    O: Observer,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let call = this.call;
+        let result = ready!(this.observer.in_scope(|| call.poll(cx)));
+        this.observer.finish(&result);
+        Poll::Ready(result)
+    }
+}
 
 /// How a call ended; a bounded label for metrics and spans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

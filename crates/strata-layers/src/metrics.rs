@@ -37,11 +37,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use futures_util::FutureExt;
 use metrics::{Counter, Gauge, Histogram, Label, Unit};
 use strata_core::{Around, Operation, Request, Response, RuntimePersistence, StoreError};
 
-use crate::call_info::{Figures, Outcome};
+use crate::call_info::{Figures, Observed, Observer, Outcome};
 
 /// Names of every metric this layer records (documented in the crate docs).
 pub mod names {
@@ -327,9 +326,6 @@ impl OperationMetrics {
 }
 
 impl Around for MetricsLayer {
-    // Not an `async` body: a combinator over the inner call holds only that call and the
-    // in-flight record, where an `async` block would keep a second copy of the inner future
-    // (and an `async fn` a third, of the request), and every call copies its future.
     fn around<'a, S>(
         &'a self,
         inner: &'a S,
@@ -343,32 +339,30 @@ impl Around for MetricsLayer {
         // A commit's figures are counted on success; boxed so other calls' futures stay small.
         let commit = matches!(operation, Operation::CommitRuntimeState)
             .then(|| Box::new(Figures::of_request(&request)));
-        let mut in_flight = InFlight::start(table.operation(operation));
-        request.dispatch(inner).map(move |result| {
-            in_flight.finish(Outcome::of(&result));
-            match &result {
-                Ok(response) => table.record_success(operation, commit.as_deref(), response),
-                Err(error) => in_flight.metrics.record_error(error),
-            }
-            result
-        })
+        let in_flight = InFlight::start(table, operation, commit);
+        Observed::new(request.dispatch(inner), in_flight)
     }
 }
 
-/// One call in progress: counted in the in-flight gauge until finished or dropped.
+/// One call in progress: counted in the in-flight gauge until it ends or is dropped.
 struct InFlight<'a> {
+    table: &'a Table,
+    operation: Operation,
     metrics: &'a OperationMetrics,
+    /// A commit's request figures.
+    commit: Option<Box<Figures>>,
     started: Instant,
     finished: bool,
 }
 
 impl<'a> InFlight<'a> {
-    fn start(metrics: &'a OperationMetrics) -> Self {
+    fn start(table: &'a Table, operation: Operation, commit: Option<Box<Figures>>) -> Self {
+        let metrics = table.operation(operation);
         metrics.in_flight.increment(1.0);
-        Self { metrics, started: Instant::now(), finished: false }
+        Self { table, operation, metrics, commit, started: Instant::now(), finished: false }
     }
 
-    fn finish(&mut self, outcome: Outcome) {
+    fn end(&mut self, outcome: Outcome) {
         self.finished = true;
         let handles = self.metrics.outcome(outcome);
         handles.duration.record(self.started.elapsed().as_secs_f64());
@@ -377,10 +371,22 @@ impl<'a> InFlight<'a> {
     }
 }
 
+impl Observer for InFlight<'_> {
+    fn finish(&mut self, result: &Result<Response, StoreError>) {
+        self.end(Outcome::of(result));
+        match result {
+            Ok(response) => {
+                self.table.record_success(self.operation, self.commit.as_deref(), response)
+            }
+            Err(error) => self.metrics.record_error(error),
+        }
+    }
+}
+
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.finish(Outcome::Cancelled);
+            self.end(Outcome::Cancelled);
         }
     }
 }

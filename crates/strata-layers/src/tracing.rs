@@ -5,8 +5,10 @@
 //! # What it records
 //!
 //! The span is created when the call starts, as a child of the caller's current span (so a
-//! runtime's turn span contains its store calls), and the inner call runs
-//! [`Instrument`]ed by it: no guard is held across an `.await`. Its fields:
+//! runtime's turn span contains its store calls). The inner call is polled inside it: entered
+//! for each poll and exited before returning, exactly what [`tracing::Instrument`] does, done
+//! by the layer's own call future so that the inner future is not wrapped (and moved) twice.
+//! No guard is ever held across an `.await`. Its fields:
 //!
 //! | field | when |
 //! |---|---|
@@ -59,14 +61,13 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::FutureExt;
 use strata_core::{
     Around, ErrorClass, Operation, Request, Response, RuntimePersistence, StoreError,
 };
 use tracing::field::Empty;
-use tracing::{Instrument, Level, Span};
+use tracing::{Level, Span};
 
-use crate::call_info::{Figures, Outcome};
+use crate::call_info::{Figures, Observed, Observer, Outcome};
 
 /// The tracing decorator and its configuration (an [`Around`], hence a
 /// [`Layer`](strata_core::Layer)). Cloning is cheap; clones share the configuration.
@@ -185,9 +186,6 @@ impl Config {
 }
 
 impl Around for TracingLayer {
-    // Not an `async` body: a combinator over the inner call holds only that call and
-    // `CallEnd`, where an `async` block would keep a second copy of the inner future (and an
-    // `async fn` a third, of the request), and every call copies its future.
     fn around<'a, S>(
         &'a self,
         inner: &'a S,
@@ -200,12 +198,9 @@ impl Around for TracingLayer {
         let span = new_span(config, &request);
         // Figures only for an enabled span; boxed so the common (disabled) future stays small.
         let figures = (!span.is_disabled()).then(|| Box::new(Figures::of_request(&request)));
-        let mut end =
+        let end =
             CallEnd { config, operation: request.operation(), span, figures, finished: false };
-        request.dispatch(inner).instrument(end.span.clone()).map(move |result| {
-            end.finish(&result);
-            result
-        })
+        Observed::new(request.dispatch(inner), end)
     }
 }
 
@@ -220,7 +215,13 @@ struct CallEnd<'a> {
     finished: bool,
 }
 
-impl CallEnd<'_> {
+impl Observer for CallEnd<'_> {
+    /// Polls the inner call inside the span (`Instrument`'s behaviour, without a second
+    /// wrapper future).
+    fn in_scope<R>(&self, poll: impl FnOnce() -> R) -> R {
+        in_span(&self.span, poll)
+    }
+
     fn finish(&mut self, result: &Result<Response, StoreError>) {
         self.finished = true;
         let outcome = Outcome::of(result);
@@ -237,12 +238,14 @@ impl CallEnd<'_> {
         }
         self.event(outcome, error);
     }
+}
 
+impl CallEnd<'_> {
     fn event(&self, outcome: Outcome, error: Option<&StoreError>) {
         let level = self.config.event_level(outcome, error);
         let operation = self.operation.name();
         let error_type = error.map(StoreError::kind);
-        self.span.in_scope(|| {
+        in_span(&self.span, || {
             event_at!(
                 level,
                 db.operation.name = operation,
@@ -262,6 +265,12 @@ impl Drop for CallEnd<'_> {
             self.event(Outcome::Cancelled, None);
         }
     }
+}
+
+/// Runs `f` inside `span` when it is enabled (entering a disabled span is a no-op that still
+/// costs a few branches per poll, on the hot path when tracing is off).
+fn in_span<R>(span: &Span, f: impl FnOnce() -> R) -> R {
+    if span.is_disabled() { f() } else { span.in_scope(f) }
 }
 
 /// `tracing::event!` at a level known only at run time (one callsite per level).
@@ -398,6 +407,8 @@ mod tests {
 
     use super::*;
     use crate::test_support::fixtures::{commit, node, stack, start_then_drop};
+    use tracing::Instrument;
+
     use crate::test_support::{Capture, run_conformance};
 
     fn draft(session: &str) -> QueuedWorkBatchDraft {
