@@ -189,27 +189,37 @@ fn concurrent_commits(c: &mut Criterion) {
     group.finish();
 }
 
-/// Per-commit latency samples (outside criterion, to report a true p50) on a session grown to
-/// `size` nodes.
-fn commit_p50(rt: &Runtime, size: usize) -> Duration {
-    let dir = filled_dir(rt, size);
-    let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
-    let mut samples: Vec<Duration> = (0..300)
-        .map(|i| {
+/// Per-commit latency p50 (outside criterion, from individual samples) on sessions grown to
+/// each of `sizes` nodes. The sessions take turns commit by commit, so that background noise
+/// hits every size alike.
+fn commit_p50s(rt: &Runtime, sizes: &[usize]) -> Vec<Duration> {
+    let dirs: Vec<_> = sizes.iter().map(|&size| filled_dir(rt, size)).collect();
+    let stores: Vec<FileStore> = dirs
+        .iter()
+        .map(|dir| FileStore::open(dir.path(), FileStoreOptions::default()).unwrap())
+        .collect();
+    let mut samples = vec![Vec::new(); stores.len()];
+    for i in 0..1_000 {
+        for (store, samples) in stores.iter().zip(&mut samples) {
             let commit = append("bench", vec![node(format!("x{i}"), None)], Some(format!("x{i}")));
             let start = Instant::now();
             rt.block_on(store.commit_runtime_state(commit)).unwrap();
-            start.elapsed()
+            samples.push(start.elapsed());
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut samples| {
+            samples.sort();
+            samples[samples.len() / 2]
         })
-        .collect();
-    samples.sort();
-    samples[samples.len() / 2]
+        .collect()
 }
 
 fn sizes(c: &mut Criterion) {
     let rt = runtime();
-    let small = commit_p50(&rt, 1_000);
-    let large = commit_p50(&rt, 20_000);
+    let p50 = commit_p50s(&rt, &[1_000, 20_000]);
+    let (small, large) = (p50[0], p50[1]);
     eprintln!(
         "commit p50 at 1k nodes: {small:?}; at 20k nodes: {large:?}; ratio {:.2}",
         large.as_secs_f64() / small.as_secs_f64()
