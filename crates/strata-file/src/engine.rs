@@ -542,6 +542,24 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_share_syncs_and_all_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::<Numbers>::open(dir.path(), small_log()).unwrap();
+        std::thread::scope(|scope| {
+            for writer in 0..8u64 {
+                let engine = &engine;
+                scope.spawn(move || (0..50).for_each(|i| push(engine, writer * 1000 + i)));
+            }
+        });
+        drop(engine);
+        let engine = Engine::<Numbers>::open(dir.path(), small_log()).unwrap();
+        let mut values = numbers(&engine);
+        values.sort_unstable();
+        let expected: Vec<u64> = (0..8).flat_map(|w| (0..50).map(move |i| w * 1000 + i)).collect();
+        assert_eq!(values, expected);
+    }
+
+    #[test]
     fn a_second_engine_on_the_same_dir_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Engine::<Numbers>::open(dir.path(), small_log()).unwrap();
