@@ -23,36 +23,35 @@ pub(crate) trait Observer {
     fn finish(&mut self, result: &Result<Response, StoreError>);
 }
 
-pin_project_lite::pin_project! {
-    /// The inner call and its observer, in one future. A hand-written future rather than an
-    /// `async` block: the block would keep a second copy of the inner call's future (about a
-    /// kilobyte, since it holds the request), and every call moves its future a few times.
-    pub(crate) struct Observed<F, O> {
-        #[pin]
-        call: F,
-        observer: O,
-    }
+/// The inner call and its observer, in one future.
+///
+/// The inner call's future is boxed: it is large (about a kilobyte, since it holds the
+/// request), and an unboxed one would be moved again with the layer's future on every call,
+/// which costs more than the allocation (measured in `benches/layers.rs`). A hand-written
+/// future rather than an `async` block, which would keep a second copy of the inner future.
+pub(crate) struct Observed<F, O> {
+    call: Pin<Box<F>>,
+    observer: O,
 }
 
 impl<F, O> Observed<F, O> {
     /// Runs `call`, reporting to `observer`.
     pub(crate) fn new(call: F, observer: O) -> Self {
-        Self { call, observer }
+        Self { call: Box::pin(call), observer }
     }
 }
 
 impl<F, O> Future for Observed<F, O>
 where
     F: Future<Output = Result<Response, StoreError>>,
-    O: Observer,
+    O: Observer + Unpin,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let call = this.call;
-        let result = ready!(this.observer.in_scope(|| call.poll(cx)));
-        this.observer.finish(&result);
+        let Self { call, observer } = self.get_mut();
+        let result = ready!(observer.in_scope(|| call.as_mut().poll(cx)));
+        observer.finish(&result);
         Poll::Ready(result)
     }
 }

@@ -7,7 +7,7 @@
 //! The span is created when the call starts, as a child of the caller's current span (so a
 //! runtime's turn span contains its store calls). The inner call is polled inside it: entered
 //! for each poll and exited before returning, exactly what [`tracing::Instrument`] does, done
-//! by the layer's own call future so that the inner future is not wrapped (and moved) twice.
+//! by the layer's own call future so that the inner future is wrapped once, not twice.
 //! No guard is ever held across an `.await`. Its fields:
 //!
 //! | field | when |
