@@ -11,7 +11,7 @@ use strata_core::{
 use crate::engine::{self, sync_dir};
 use crate::ids::validate_id;
 use crate::options::FileStoreOptions;
-use crate::store::FileStore;
+use crate::store::{FileStore, blocking};
 
 /// Makes [`FileStore`] handles under one root: session `s` lives in `<root>/<s>/`. Handles of
 /// one session share one engine within the process, across factories too (see
@@ -46,6 +46,27 @@ impl FileStoreFactory {
     pub fn open_store(&self, session_id: &str) -> Result<FileStore, StoreError> {
         FileStore::open(self.session_dir(session_id)?, self.options.clone())
     }
+
+    /// Removes a session directory, retiring this process's engine of it first, or making sure
+    /// (by taking its lock) that no other process has it open.
+    fn delete_dir(&self, session_id: &str, dir: &Path) -> Result<(), StoreError> {
+        if !dir.exists() {
+            return Ok(());
+        }
+        let error = StoreError::Backend(format!("session {session_id:?} was deleted"));
+        let _exclusive = if FileStore::retire(dir, error) {
+            None
+        } else {
+            // Not open here: make sure no other process is using it either.
+            Some(engine::take_lock(dir)?)
+        };
+        std::fs::remove_dir_all(dir)
+            .map_err(|error| StoreError::io(format!("delete {}", dir.display()), error))?;
+        if self.options.sync.syncs() {
+            sync_dir(&self.root)?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -58,7 +79,7 @@ impl SessionStoreFactory for FileStoreFactory {
         &self,
         request: SessionStoreRequest,
     ) -> Result<Arc<dyn RuntimePersistence>, StoreError> {
-        Ok(Arc::new(self.open_store(&request.session_id)?))
+        Ok(Arc::new(blocking(|| self.open_store(&request.session_id))?))
     }
 
     async fn open_existing_store(
@@ -69,28 +90,13 @@ impl SessionStoreFactory for FileStoreFactory {
         if !engine::store_exists(&dir) {
             return Ok(None);
         }
-        Ok(Some(Arc::new(FileStore::open(dir, self.options.clone())?)))
+        Ok(Some(Arc::new(blocking(|| FileStore::open(dir, self.options.clone()))?)))
     }
 
     /// Deletes the session's directory. Handles still open on it in this process fail from
     /// then on; a later `create_store` starts an empty store.
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
         let dir = self.session_dir(session_id)?;
-        if !dir.exists() {
-            return Ok(());
-        }
-        let error = StoreError::Backend(format!("session {session_id:?} was deleted"));
-        let _exclusive = if FileStore::retire(&dir, error) {
-            None
-        } else {
-            // Not open here: make sure no other process is using it either.
-            Some(engine::take_lock(&dir)?)
-        };
-        std::fs::remove_dir_all(&dir)
-            .map_err(|error| StoreError::io(format!("delete {}", dir.display()), error))?;
-        if self.options.sync.syncs() {
-            sync_dir(&self.root)?;
-        }
-        Ok(())
+        blocking(|| self.delete_dir(session_id, &dir))
     }
 }

@@ -45,7 +45,7 @@ fn canonical(dir: &Path) -> Result<PathBuf, StoreError> {
 
 /// Runs blocking file work without stalling a multi-threaded tokio runtime's other tasks
 /// (`block_in_place`); elsewhere (no runtime, or a current-thread one) it runs inline.
-fn blocking<R>(work: impl FnOnce() -> R) -> R {
+pub(crate) fn blocking<R>(work: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(work)
