@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use strata_core::{
-    Around, DurabilityTier, Operation, Request, Response, RuntimePersistence, StoreBuilder,
-    StoreError,
+    Around, DurabilityTier, Operation, Request, Response, RuntimePersistence, SessionReadScope,
+    StoreBuilder, StoreError,
 };
 use strata_memory::MemoryStore;
 use strata_testkit::faults::FaultInjection;
@@ -20,6 +20,26 @@ enum Bug {
     PendingIncludesLiveClaims,
     /// `vacuum` panics.
     VacuumPanics,
+    /// `list_queued_work` returns batches newest first.
+    ListNewestFirst,
+    /// Active paths come back leaf → root.
+    PathLeafFirst,
+    /// Reads return the checkpoint without blob bytes.
+    CheckpointNotHydrated,
+    /// Claims always report fencing token 1.
+    FencingStuck,
+    /// A lost CAS surfaces as a generic backend error.
+    ConflictFlattened,
+    /// `tombstone_nodes` does nothing.
+    TombstonesIgnored,
+    /// `max_batches == 0` claims one batch.
+    ZeroMaxClaimsOne,
+    /// `save_session_meta` does nothing.
+    MetaDropped,
+    /// `commit_refs` does nothing.
+    CommitRefsIgnored,
+    /// Enqueue forgets the source key.
+    SourceKeyIgnored,
 }
 
 #[derive(Clone, Debug)]
@@ -34,20 +54,79 @@ impl Around for Broken {
     where
         S: RuntimePersistence + ?Sized + 'a,
     {
+        let is_path =
+            matches!(request, Request::LoadSession { scope: SessionReadScope::ActivePath { .. } });
         match (self.0, request) {
-            (Bug::RevisionDoesNotBump, request) => match request.dispatch(inner).await? {
-                Response::Committed(mut result) => {
-                    result.head_revision -= 1;
-                    Ok(Response::Committed(result))
-                }
-                other => Ok(other),
-            },
             (Bug::PendingIncludesLiveClaims, Request::ListPendingQueuedWork { session_id }) => {
                 Request::ListQueuedWork { session_id }.dispatch(inner).await
             }
             (Bug::VacuumPanics, Request::Vacuum) => panic!("planted vacuum bug"),
-            (_, request) => request.dispatch(inner).await,
+            (Bug::TombstonesIgnored, Request::TombstoneNodes { .. })
+            | (Bug::MetaDropped, Request::SaveSessionMeta { .. })
+            | (Bug::CommitRefsIgnored, Request::CommitRefs { .. }) => Ok(Response::Done),
+            (
+                Bug::ZeroMaxClaimsOne,
+                Request::ClaimReadyQueuedWork {
+                    max_batches: 0,
+                    session_id,
+                    owner_id,
+                    boundary,
+                    lease_ttl_ms,
+                },
+            ) => {
+                Request::ClaimReadyQueuedWork {
+                    session_id,
+                    owner_id,
+                    boundary,
+                    lease_ttl_ms,
+                    max_batches: 1,
+                }
+                .dispatch(inner)
+                .await
+            }
+            (Bug::SourceKeyIgnored, Request::EnqueueQueuedWork { mut draft }) => {
+                draft.source_key = None;
+                Request::EnqueueQueuedWork { draft }.dispatch(inner).await
+            }
+            (Bug::ConflictFlattened, request) => {
+                request.dispatch(inner).await.map_err(|error| match error {
+                    StoreError::HeadRevisionConflict { .. } => {
+                        StoreError::Backend(error.to_string())
+                    }
+                    other => other,
+                })
+            }
+            (bug, request) => Ok(corrupt(bug, is_path, request.dispatch(inner).await?)),
         }
+    }
+}
+
+/// Plants the response-rewriting bugs.
+fn corrupt(bug: Bug, is_path: bool, response: Response) -> Response {
+    match (bug, response) {
+        (Bug::RevisionDoesNotBump, Response::Committed(mut result)) => {
+            result.head_revision -= 1;
+            Response::Committed(result)
+        }
+        (Bug::ListNewestFirst, Response::Batches(mut batches)) => {
+            batches.reverse();
+            Response::Batches(batches)
+        }
+        (Bug::PathLeafFirst, Response::Session(Some(mut read))) if is_path => {
+            read.graph.nodes.reverse();
+            Response::Session(Some(read))
+        }
+        (Bug::CheckpointNotHydrated, Response::Session(Some(mut read))) => {
+            if let Some(checkpoint) = &mut read.checkpoint {
+                checkpoint.tool_state.payload = None;
+            }
+            Response::Session(Some(read))
+        }
+        (Bug::FencingStuck, Response::Claim(Some(mut claim))) => {
+            claim.fencing_token = 1;
+            Response::Claim(Some(claim))
+        }
+        (_, response) => response,
     }
 }
 
@@ -83,6 +162,43 @@ async fn a_revision_that_does_not_bump_is_reported() {
     let panic = std::panic::catch_unwind(|| report.assert_passed()).expect_err("must panic");
     let text = panic.downcast_ref::<String>().expect("a formatted panic message");
     assert!(text.contains("FAILED [head::revision_increments_per_commit]"), "{text}");
+}
+
+#[tokio::test]
+async fn every_planted_bug_is_caught_by_its_check() {
+    let expectations = [
+        (Bug::ListNewestFirst, "queue::per_session_isolation_and_order"),
+        (Bug::PathLeafFirst, "graph::active_path_root_to_leaf"),
+        (Bug::CheckpointNotHydrated, "checkpoint::payload_minted_and_hydrated"),
+        (Bug::CheckpointNotHydrated, "checkpoint::ref_only_commit_keeps_blobs"),
+        (Bug::FencingStuck, "queue::abandon_then_reclaim_with_greater_fencing"),
+        (Bug::FencingStuck, "concurrency::racing_claims_never_double_own"),
+        (Bug::ConflictFlattened, "cas::stale_expected_revision_conflicts"),
+        (Bug::ConflictFlattened, "concurrency::cas_race_has_exactly_one_winner"),
+        (Bug::ConflictFlattened, "atomicity::head_conflict_applies_nothing"),
+        (Bug::TombstonesIgnored, "tombstone::hidden_from_every_read"),
+        (Bug::TombstonesIgnored, "tombstone::vacuum_counts_once"),
+        (Bug::ZeroMaxClaimsOne, "queue::max_batches_limits_the_claim"),
+        (Bug::MetaDropped, "meta::none_before_save_then_round_trip"),
+        (Bug::MetaDropped, "meta::last_writer_wins"),
+        (Bug::CommitRefsIgnored, "manifest::commit_refs_stamps_known_rows_of_its_session"),
+        (Bug::CommitRefsIgnored, "manifest::repeated_intent_refreshes_and_never_uncommits"),
+        (Bug::SourceKeyIgnored, "queue::source_key_idempotent_while_batch_exists"),
+        (Bug::SourceKeyIgnored, "concurrency::same_source_key_enqueues_give_one_batch"),
+    ];
+    let mut missed = Vec::new();
+    for (bug, check) in expectations {
+        let report = run_broken(bug).await;
+        match report.failure(check) {
+            Some(failure) => assert!(
+                failure.message.contains("expected") && failure.message.contains("observed"),
+                "{bug:?}: message of {check} lacks expected/observed: {}",
+                failure.message
+            ),
+            None => missed.push(format!("{bug:?} not caught by {check}:\n{report}")),
+        }
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n"));
 }
 
 #[tokio::test]

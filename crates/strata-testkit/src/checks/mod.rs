@@ -90,14 +90,18 @@ pub(crate) fn all() -> Vec<&'static Check> {
 }
 
 /// Longest rendering of a value in a failure message.
-const MAX_RENDERED: usize = 1_500;
+const MAX_RENDERED: usize = 600;
 
 /// `{value:?}`, shortened to [`MAX_RENDERED`] characters.
 pub(crate) fn render(value: &impl Debug) -> String {
-    let text = format!("{value:?}");
+    shorten(&format!("{value:?}"))
+}
+
+/// `text`, shortened to [`MAX_RENDERED`] characters.
+fn shorten(text: &str) -> String {
     match text.char_indices().nth(MAX_RENDERED) {
         Some((cut, _)) => format!("{}… ({} more bytes)", &text[..cut], text.len() - cut),
-        None => text,
+        None => text.to_owned(),
     }
 }
 
@@ -108,10 +112,32 @@ pub(crate) fn expect_eq<T: Debug + PartialEq + ?Sized>(
     observed: &T,
 ) -> Outcome {
     if expected == observed {
-        Ok(())
-    } else {
-        Err(format!("{what}: expected {}, observed {}", render(&expected), render(&observed)))
+        return Ok(());
     }
+    let (expected, observed) = (format!("{expected:?}"), format!("{observed:?}"));
+    let mut message =
+        format!("{what}: expected {}, observed {}", shorten(&expected), shorten(&observed));
+    if expected.len() > DIFF_CONTEXT * 2 || observed.len() > DIFF_CONTEXT * 2 {
+        message.push_str(&first_difference(&expected, &observed));
+    }
+    Err(message)
+}
+
+/// Characters shown before the first difference between two long renderings (twice as many
+/// after it).
+const DIFF_CONTEXT: usize = 40;
+
+/// "; first difference at char N: expected `…`, observed `…`" for two long renderings.
+fn first_difference(expected: &str, observed: &str) -> String {
+    let at = expected.chars().zip(observed.chars()).take_while(|(a, b)| a == b).count();
+    let window = |text: &str| -> String {
+        text.chars().skip(at.saturating_sub(DIFF_CONTEXT)).take(DIFF_CONTEXT * 3).collect()
+    };
+    format!(
+        "; first difference at char {at}: expected `…{}…`, observed `…{}…`",
+        window(expected),
+        window(observed)
+    )
 }
 
 /// Fails with `what` (and the observation) unless `condition` holds.
