@@ -128,12 +128,11 @@ async fn claim_race(env: &Env) -> Outcome {
     env.clock.advance(60_000);
     let second = once_each("race to reclaim expired claims", &batches, claim_round(env, 2).await?)?;
     for (batch, token) in &second {
-        ensure(*token > first[batch], || {
-            format!(
-                "fencing token of batch {batch}: expected > {} after a reclaim, observed {token}",
-                first[batch]
-            )
-        })?;
+        expect_greater(
+            &format!("fencing token of batch {batch} after a reclaim"),
+            first[batch],
+            *token,
+        )?;
     }
     Ok(())
 }

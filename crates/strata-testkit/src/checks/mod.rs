@@ -145,6 +145,23 @@ pub(crate) fn ensure(condition: bool, what: impl FnOnce() -> String) -> Outcome 
     if condition { Ok(()) } else { Err(what()) }
 }
 
+/// Fails with "`what`: expected > `bound`, observed …" unless `observed > bound`.
+pub(crate) fn expect_greater(what: &str, bound: u64, observed: u64) -> Outcome {
+    ensure(observed > bound, || format!("{what}: expected > {bound}, observed {observed}"))
+}
+
+/// Fails unless `batch` is a new batch: another id and a greater `enqueue_seq` than `old`.
+pub(crate) fn expect_new_batch(
+    what: &str,
+    old: &QueuedWorkBatch,
+    batch: &QueuedWorkBatch,
+) -> Outcome {
+    ensure(batch.batch_id != old.batch_id, || {
+        format!("{what}: expected a new batch id (not {:?}), observed the same", old.batch_id)
+    })?;
+    expect_greater(&format!("{what}: enqueue_seq"), old.enqueue_seq, batch.enqueue_seq)
+}
+
 /// Fails unless `result` is exactly `expected`.
 pub(crate) fn expect_error<T: Debug>(
     what: &str,

@@ -166,30 +166,10 @@ async fn source_key_idempotent(env: &Env) -> Outcome {
     )?;
     complete(&*store, claimed.completion()).await.step("completing the batch")?;
     let after_completion = enqueue(&*store, draft(SESSION).source_key("k")).await?;
-    ensure(
-        after_completion.batch_id != first.batch_id
-            && after_completion.enqueue_seq > first.enqueue_seq,
-        || {
-            format!(
-                "enqueue with the key after completion: expected a new batch (new id, seq > {}), observed {}",
-                first.enqueue_seq,
-                render(&after_completion)
-            )
-        },
-    )?;
+    expect_new_batch("enqueue with the key after completion", &first, &after_completion)?;
     store.cancel_queued_work_batch(SESSION, &after_completion.batch_id).await.step("cancel")?;
     let after_cancel = enqueue(&*store, draft(SESSION).source_key("k")).await?;
-    ensure(
-        after_cancel.batch_id != after_completion.batch_id
-            && after_cancel.enqueue_seq > after_completion.enqueue_seq,
-        || {
-            format!(
-                "enqueue with the key after cancel: expected a new batch (seq > {}), observed {}",
-                after_completion.enqueue_seq,
-                render(&after_cancel)
-            )
-        },
-    )
+    expect_new_batch("enqueue with the key after cancel", &after_completion, &after_cancel)
 }
 
 async fn per_session_isolation(env: &Env) -> Outcome {
@@ -197,9 +177,7 @@ async fn per_session_isolation(env: &Env) -> Outcome {
     let b1 = enqueue(&*store, draft(SESSION)).await?;
     let c1 = enqueue(&*store, draft(OTHER)).await?;
     let b2 = enqueue(&*store, draft(SESSION)).await?;
-    ensure(b1.enqueue_seq < b2.enqueue_seq, || {
-        format!("enqueue_seq must increase: {} then {}", b1.enqueue_seq, b2.enqueue_seq)
-    })?;
+    expect_new_batch("second enqueue of the main session", &b1, &b2)?;
     expect_eq("list of the main session", &ids_of(&[&b1, &b2]), &listed(&*store, SESSION).await?)?;
     expect_eq("list of the other session", &ids_of(&[&c1]), &listed(&*store, OTHER).await?)?;
     let other = claim(&*store, OTHER, "owner", QueuedWorkClaimBoundary::Idle, LONG_TTL, 10)
@@ -219,21 +197,11 @@ async fn enqueue_seq_never_reused(env: &Env) -> Outcome {
         .await
         .step("cancel the last batch")?;
     let third = enqueue(&*store, draft(SESSION)).await?;
-    ensure(third.enqueue_seq > batches[1].enqueue_seq, || {
-        format!(
-            "enqueue_seq after cancelling the last batch: expected > {}, observed {}",
-            batches[1].enqueue_seq, third.enqueue_seq
-        )
-    })?;
+    expect_new_batch("enqueue after cancelling the last batch", &batches[1], &third)?;
     let claimed = claim_some(&*store, "owner", LONG_TTL, 10).await?;
     complete(&*store, claimed.completion()).await.step("completing every batch")?;
     let fourth = enqueue(&*store, draft(SESSION)).await?;
-    ensure(fourth.enqueue_seq > third.enqueue_seq, || {
-        format!(
-            "enqueue_seq after completing every batch: expected > {}, observed {}",
-            third.enqueue_seq, fourth.enqueue_seq
-        )
-    })
+    expect_new_batch("enqueue after completing every batch", &third, &fourth)
 }
 
 async fn cancel_vs_claims(env: &Env) -> Outcome {
@@ -414,12 +382,7 @@ async fn abandon_and_reclaim(env: &Env) -> Outcome {
     store.abandon_queued_work_claim(&first).await.step("abandon")?;
     expect_eq("pending after abandon", &ids_of(&[&batch]), &pending(&*store, SESSION).await?)?;
     let second = claim_some(&*store, "second", LONG_TTL, 10).await?;
-    ensure(second.fencing_token > first.fencing_token, || {
-        format!(
-            "fencing token of the reclaim: expected > {}, observed {}",
-            first.fencing_token, second.fencing_token
-        )
-    })?;
+    expect_greater("fencing token of the reclaim", first.fencing_token, second.fencing_token)?;
     ensure(second.claim_id != first.claim_id && second.lease_token != first.lease_token, || {
         "claim_id and lease_token must be unique per claim".to_owned()
     })?;
@@ -477,12 +440,7 @@ async fn ttl_zero_reclaim(env: &Env) -> Outcome {
         &pending(&*store, SESSION).await?,
     )?;
     let second = claim_some(&*store, "second", LONG_TTL, 10).await?;
-    ensure(second.fencing_token > first.fencing_token, || {
-        format!(
-            "fencing token of the reclaim: expected > {}, observed {}",
-            first.fencing_token, second.fencing_token
-        )
-    })?;
+    expect_greater("fencing token of the reclaim", first.fencing_token, second.fencing_token)?;
     expect_error(
         "renew of the reclaimed ttl-0 claim",
         store.renew_queued_work_claim(&first, LONG_TTL).await,

@@ -92,12 +92,7 @@ async fn queue_survives(env: &Env) -> Outcome {
     expect_eq("source-key enqueue after reopen returns the stored batch", &free, &again)?;
     let fresh =
         store.enqueue_queued_work(draft(SESSION).build()).await.step("enqueue after reopen")?;
-    ensure(fresh.enqueue_seq > cancelled.enqueue_seq, || {
-        format!(
-            "enqueue_seq after reopen: expected > {} (the cancelled batch's), observed {}",
-            cancelled.enqueue_seq, fresh.enqueue_seq
-        )
-    })?;
+    expect_new_batch("enqueue after reopen (vs the cancelled batch)", &cancelled, &fresh)?;
     let renewed = store
         .renew_queued_work_claim(&claim, 10_000)
         .await
@@ -110,12 +105,7 @@ async fn queue_survives(env: &Env) -> Outcome {
         .step("reclaim after reopen")?
         .ok_or("reclaim after reopen returned None")?;
     expect_eq("reclaimed batch", &claim.batch_ids(), &reclaimed.batch_ids())?;
-    ensure(reclaimed.fencing_token > claim.fencing_token, || {
-        format!(
-            "fencing token after reopen: expected > {}, observed {}",
-            claim.fencing_token, reclaimed.fencing_token
-        )
-    })
+    expect_greater("fencing token after reopen", claim.fencing_token, reclaimed.fencing_token)
 }
 
 async fn meta_and_manifest_survive(env: &Env) -> Outcome {
