@@ -462,7 +462,10 @@ async fn refused_commit_applies_nothing(env: &Env, refusal: Refusal) -> Outcome 
         .await
         .step("claim")?
         .ok_or("setup claim returned None")?;
-    store.record_intent(intent("att-1", SESSION, START)).await.step("record_intent")?;
+    store
+        .record_intent(intent("att-1", SESSION, env.clock.now_ms()))
+        .await
+        .step("record_intent")?;
 
     let full_commit = |nodes: Vec<SessionNodeRecord>, completion: QueuedWorkCompletion| {
         commit(SESSION)
@@ -530,9 +533,6 @@ async fn refused_commit_applies_nothing(env: &Env, refusal: Refusal) -> Outcome 
         &batch_ids(&store.list_queued_work(SESSION).await.step("list_queued_work")?),
     )
 }
-
-/// The start of every check's clock.
-const START: u64 = crate::suite::START_MS;
 
 async fn refused_binding(env: &Env) -> Outcome {
     refused_commit_applies_nothing(env, Refusal::Binding).await

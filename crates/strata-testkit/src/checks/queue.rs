@@ -126,7 +126,7 @@ async fn enqueue_round_trip(env: &Env) -> Outcome {
         .delivery(DeliveryPolicy::AfterCurrentTurnCommit)
         .exclusive()
         .merge_key(MergeKey::Group("g".into()))
-        .available_at(crate::suite::START_MS + 5)
+        .available_at(env.clock.now_ms() + 5)
         .payloads(payloads.clone());
     let batch = enqueue(&*store, sent.clone()).await?;
     let sent = sent.build();

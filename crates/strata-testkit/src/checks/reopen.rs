@@ -122,7 +122,7 @@ async fn meta_and_manifest_survive(env: &Env) -> Outcome {
     let before = Snapshot::take(&*store).await?;
     let store = env.reopen(vec![store]).await?;
     before.unchanged(&*store, "reopen").await?;
-    if env.options.manifest == crate::suite::ManifestSupport::Real {
+    if env.options.manifest == ManifestSupport::Real {
         store
             .record_intent(intent("done", SESSION, 200))
             .await
