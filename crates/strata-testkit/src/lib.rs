@@ -15,7 +15,10 @@
 //!   ```
 //!
 //!   Each check has a name (`area::what`); a failure names the check, what was expected and
-//!   what was observed. Set `STRATA_CONFORMANCE_FILTER=<substring>` to run only matching
+//!   what was observed. Areas: `head`, `checkpoint`, `usage`, `cas`, `stamp`, `atomicity`
+//!   (a refused commit of each kind applies nothing), `meta`, `graph`, `tombstone`, `gc`,
+//!   `queue`, `manifest`, `reopen` (with `reopenable: true`), `concurrency` (racing tasks on one
+//!   store, or on several handles of one session in the factory suite) and `factory`. Set `STRATA_CONFORMANCE_FILTER=<substring>` to run only matching
 //!   checks; [`store_check_names`] and [`factory_check_names`] list them.
 //! - [`faults`]: the [`FaultInjection`](faults::FaultInjection) decorator (fail before or after
 //!   the store, delay, hang, count calls).

@@ -4,7 +4,10 @@
 //! Each check runs in its own tokio task with a fresh scratch directory and a fresh
 //! [`ManualClock`]; a panicking or hanging check is reported as that check's failure and the
 //! suite goes on. Checks run one after the other, so a failure never depends on scheduling
-//! between checks.
+//! between checks. The constructor is called from the suite's own future (so its future needs
+//! no `'static` bound); checks are spawned on the caller's runtime, so a store that uses
+//! `tokio::task::block_in_place` needs a multi-thread runtime
+//! (`#[tokio::test(flavor = "multi_thread")]`).
 
 use std::fmt;
 use std::future::Future;
