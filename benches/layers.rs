@@ -5,20 +5,23 @@
 //! cargo bench --bench layers
 //! ```
 //!
-//! Variants, per operation:
+//! Groups (each with `load_node/…` and `commit/…`):
 //! - `bare`: the in-memory store; `pass_through`: one do-nothing `Around` layer (the cost of
-//!   the forwarding machinery itself);
+//!   the forwarding machinery every around-decorator shares);
 //! - `tracing/off`, `metrics/off`, `tracing+metrics/off`: no subscriber, no recorder;
 //! - `tracing/filtered`: a `tracing-subscriber` registry with a `warn` filter (the store spans
 //!   are filtered out); `metrics/recorded`: the Prometheus recorder; `tracing+metrics/installed`:
 //!   both.
+//!
+//! `…/time` is the time per call; `…/overhead` is the time per call minus the bare store's,
+//! measured back to back within each sample (the figure to read on a busy machine).
 //!
 //! Every sample runs its calls in one loop inside one `block_on` (current-thread runtime), so
 //! the figures hold no per-call executor overhead. The variants with nothing installed run
 //! first: installing a subscriber changes `tracing`'s cached callsite interest for the rest of
 //! the process. The recorder is a local one (`metrics::with_local_recorder` while the layer
 //! builds its handles), so no global state leaks between variants; its histograms are drained
-//! (`run_upkeep`) between samples, outside the timed loop.
+//! (`run_upkeep`) between samples, outside the timing.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -68,43 +71,64 @@ fn blind_commit() -> RuntimeCommit {
     }
 }
 
-/// Benchmarks a read and a commit on `store`, as the group `name`; `between` runs after every
-/// sample, outside the timing.
+/// Runs `iterations` reads of `NODE` on `store`; the elapsed time.
+fn reads(rt: &Runtime, store: &Arc<dyn RuntimePersistence>, iterations: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            black_box(store.load_node(black_box(NODE)).await.expect("read"));
+        }
+        start.elapsed()
+    })
+}
+
+/// Runs `iterations` blind commits on `store`; the elapsed time (building them excluded).
+fn commits(rt: &Runtime, store: &Arc<dyn RuntimePersistence>, iterations: u64) -> Duration {
+    let commits: Vec<_> = (0..iterations).map(|_| blind_commit()).collect();
+    rt.block_on(async {
+        let start = Instant::now();
+        for commit in commits {
+            black_box(store.commit_runtime_state(commit).await.expect("commit"));
+        }
+        start.elapsed()
+    })
+}
+
+type Workload = fn(&Runtime, &Arc<dyn RuntimePersistence>, u64) -> Duration;
+
+/// The group `name`: for a read and a commit, the time of `store` alone (`…/time`) and its
+/// overhead over `bare` (`…/overhead`: each sample runs the same number of calls on both stores,
+/// back to back, and reports the difference, so that load drifting between samples cancels).
+/// `between` runs after every sample, outside the timing.
 fn bench_store(
     c: &mut Criterion,
     rt: &Runtime,
     name: &str,
-    store: Arc<dyn RuntimePersistence>,
+    bare: &Arc<dyn RuntimePersistence>,
+    store: &Arc<dyn RuntimePersistence>,
     between: &dyn Fn(),
 ) {
     let mut group = c.benchmark_group(name);
-    group.bench_function("load_node", |b| {
-        b.iter_custom(|iterations| {
-            let elapsed = rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iterations {
-                    black_box(store.load_node(black_box(NODE)).await.expect("read"));
-                }
-                start.elapsed()
+    let workloads: [(&str, Workload); 2] = [("load_node", reads), ("commit", commits)];
+    for (operation, workload) in workloads {
+        group.bench_function(format!("{operation}/time"), |b| {
+            b.iter_custom(|iterations| {
+                let elapsed = workload(rt, store, iterations);
+                between();
+                elapsed
+            })
+        });
+        if !Arc::ptr_eq(bare, store) {
+            group.bench_function(format!("{operation}/overhead"), |b| {
+                b.iter_custom(|iterations| {
+                    let layered = workload(rt, store, iterations);
+                    let baseline = workload(rt, bare, iterations);
+                    between();
+                    layered.saturating_sub(baseline)
+                })
             });
-            between();
-            elapsed
-        })
-    });
-    group.bench_function("commit", |b| {
-        b.iter_custom(|iterations| {
-            let commits: Vec<_> = (0..iterations).map(|_| blind_commit()).collect();
-            let elapsed = rt.block_on(async {
-                let start = Instant::now();
-                for commit in commits {
-                    black_box(store.commit_runtime_state(commit).await.expect("commit"));
-                }
-                start.elapsed()
-            });
-            between();
-            elapsed
-        })
-    });
+        }
+    }
     group.finish();
 }
 
@@ -121,12 +145,13 @@ fn layers(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let nothing = &|| {};
     let memory = || MemoryStore::new();
+    let bare = seeded(&rt, memory());
     let mut run = |name: &str, store: Arc<dyn RuntimePersistence>, between: &dyn Fn()| {
-        bench_store(c, &rt, name, store, between)
+        bench_store(c, &rt, name, &bare, &store, between)
     };
 
     // Nothing installed.
-    run("bare", seeded(&rt, memory()), nothing);
+    run("bare", bare.clone(), nothing);
     run(
         "pass_through",
         seeded(&rt, StoreBuilder::new().layer(PassThrough::default()).build(memory())),

@@ -1,137 +1,152 @@
 //! Test helpers shared by the layers' tests: a capturing `tracing` subscriber layer and a
 //! process-wide debugging metrics recorder.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use strata_core::{DurabilityTier, Layer, RuntimePersistence};
 use strata_file::{FileStore, FileStoreOptions};
 use strata_memory::MemoryStore;
 use strata_testkit::{SuiteOptions, run_store_suite};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
 
-/// One captured span.
-#[derive(Clone, Debug)]
-pub(crate) struct SpanRecord {
-    pub name: &'static str,
-    pub level: Level,
-    /// Name of the parent span, if any.
-    pub parent: Option<&'static str>,
-    pub fields: BTreeMap<&'static str, String>,
-    pub closed: bool,
-}
+#[cfg(feature = "tracing")]
+pub(crate) use capture::Capture;
 
-impl SpanRecord {
-    /// The field's recorded value, if it was recorded.
-    pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
-    }
-}
+#[cfg(feature = "tracing")]
+mod capture {
+    //! The capturing subscriber layer.
 
-/// One captured event.
-#[derive(Clone, Debug)]
-pub(crate) struct EventRecord {
-    pub level: Level,
-    /// Name of the span the event belongs to, if any.
-    pub parent: Option<&'static str>,
-    pub fields: BTreeMap<&'static str, String>,
-}
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::sync::{Arc, Mutex, MutexGuard};
 
-impl EventRecord {
-    /// The field's recorded value, if it was recorded.
-    pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
-    }
-}
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Subscriber};
+    use tracing_subscriber::layer::Context;
+    use tracing_subscriber::registry::LookupSpan;
 
-#[derive(Default)]
-struct Captured {
-    spans: Vec<SpanRecord>,
-    events: Vec<EventRecord>,
-}
-
-/// A `tracing_subscriber` layer that keeps every span and event it sees.
-#[derive(Clone, Default)]
-pub(crate) struct Capture(Arc<Mutex<Captured>>);
-
-/// Where a span's record lives in [`Captured::spans`] (kept in the span's extensions).
-struct Slot(usize);
-
-struct Fields<'a>(&'a mut BTreeMap<&'static str, String>);
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name(), value.to_owned());
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name(), format!("{value:?}"));
-    }
-}
-
-impl Capture {
-    fn lock(&self) -> MutexGuard<'_, Captured> {
-        self.0.lock().unwrap()
+    /// One captured span.
+    #[derive(Clone, Debug)]
+    pub(crate) struct SpanRecord {
+        pub name: &'static str,
+        pub level: Level,
+        /// Name of the parent span, if any.
+        pub parent: Option<&'static str>,
+        pub fields: BTreeMap<&'static str, String>,
+        pub closed: bool,
     }
 
-    /// Every span so far, in creation order.
-    pub fn spans(&self) -> Vec<SpanRecord> {
-        self.lock().spans.clone()
-    }
-
-    /// Every event so far, in order.
-    pub fn events(&self) -> Vec<EventRecord> {
-        self.lock().events.clone()
-    }
-
-    /// A subscriber made of this layer over a registry, enabling `max_level` and below.
-    pub fn subscriber(&self, max_level: Level) -> impl Subscriber + Send + Sync + use<> {
-        use tracing_subscriber::layer::SubscriberExt;
-        tracing_subscriber::registry()
-            .with(tracing_subscriber::filter::LevelFilter::from_level(max_level))
-            .with(self.clone())
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Capture {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let span = ctx.span(id).expect("a new span is registered");
-        let mut fields = BTreeMap::new();
-        attrs.record(&mut Fields(&mut fields));
-        let record = SpanRecord {
-            name: attrs.metadata().name(),
-            level: *attrs.metadata().level(),
-            parent: span.parent().map(|parent| parent.name()),
-            fields,
-            closed: false,
-        };
-        let mut captured = self.lock();
-        captured.spans.push(record);
-        span.extensions_mut().insert(Slot(captured.spans.len() - 1));
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let span = ctx.span(id).expect("a recorded span is registered");
-        if let Some(Slot(index)) = span.extensions().get::<Slot>() {
-            values.record(&mut Fields(&mut self.lock().spans[*index].fields));
+    impl SpanRecord {
+        /// The field's recorded value, if it was recorded.
+        pub fn field(&self, name: &str) -> Option<&str> {
+            self.fields.get(name).map(String::as_str)
         }
     }
 
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Fields(&mut fields));
-        let parent = ctx.event_span(event).map(|span| span.name());
-        self.lock().events.push(EventRecord { level: *event.metadata().level(), parent, fields });
+    /// One captured event.
+    #[derive(Clone, Debug)]
+    pub(crate) struct EventRecord {
+        pub level: Level,
+        /// Name of the span the event belongs to, if any.
+        pub parent: Option<&'static str>,
+        pub fields: BTreeMap<&'static str, String>,
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let span = ctx.span(&id).expect("a closing span is registered");
-        if let Some(Slot(index)) = span.extensions().get::<Slot>() {
-            self.lock().spans[*index].closed = true;
+    impl EventRecord {
+        /// The field's recorded value, if it was recorded.
+        pub fn field(&self, name: &str) -> Option<&str> {
+            self.fields.get(name).map(String::as_str)
+        }
+    }
+
+    #[derive(Default)]
+    struct Captured {
+        spans: Vec<SpanRecord>,
+        events: Vec<EventRecord>,
+    }
+
+    /// A `tracing_subscriber` layer that keeps every span and event it sees.
+    #[derive(Clone, Default)]
+    pub(crate) struct Capture(Arc<Mutex<Captured>>);
+
+    /// Where a span's record lives in [`Captured::spans`] (kept in the span's extensions).
+    struct Slot(usize);
+
+    struct Fields<'a>(&'a mut BTreeMap<&'static str, String>);
+
+    impl Visit for Fields<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name(), value.to_owned());
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.0.insert(field.name(), format!("{value:?}"));
+        }
+    }
+
+    impl Capture {
+        fn lock(&self) -> MutexGuard<'_, Captured> {
+            self.0.lock().unwrap()
+        }
+
+        /// Every span so far, in creation order.
+        pub fn spans(&self) -> Vec<SpanRecord> {
+            self.lock().spans.clone()
+        }
+
+        /// Every event so far, in order.
+        pub fn events(&self) -> Vec<EventRecord> {
+            self.lock().events.clone()
+        }
+
+        /// A subscriber made of this layer over a registry, enabling `max_level` and below.
+        pub fn subscriber(&self, max_level: Level) -> impl Subscriber + Send + Sync + use<> {
+            use tracing_subscriber::layer::SubscriberExt;
+            tracing_subscriber::registry()
+                .with(tracing_subscriber::filter::LevelFilter::from_level(max_level))
+                .with(self.clone())
+        }
+    }
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Capture {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            let span = ctx.span(id).expect("a new span is registered");
+            let mut fields = BTreeMap::new();
+            attrs.record(&mut Fields(&mut fields));
+            let record = SpanRecord {
+                name: attrs.metadata().name(),
+                level: *attrs.metadata().level(),
+                parent: span.parent().map(|parent| parent.name()),
+                fields,
+                closed: false,
+            };
+            let mut captured = self.lock();
+            captured.spans.push(record);
+            span.extensions_mut().insert(Slot(captured.spans.len() - 1));
+        }
+
+        fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+            let span = ctx.span(id).expect("a recorded span is registered");
+            if let Some(Slot(index)) = span.extensions().get::<Slot>() {
+                values.record(&mut Fields(&mut self.lock().spans[*index].fields));
+            }
+        }
+
+        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+            let mut fields = BTreeMap::new();
+            event.record(&mut Fields(&mut fields));
+            let parent = ctx.event_span(event).map(|span| span.name());
+            self.lock().events.push(EventRecord {
+                level: *event.metadata().level(),
+                parent,
+                fields,
+            });
+        }
+
+        fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+            let span = ctx.span(&id).expect("a closing span is registered");
+            if let Some(Slot(index)) = span.extensions().get::<Slot>() {
+                self.lock().spans[*index].closed = true;
+            }
         }
     }
 }
