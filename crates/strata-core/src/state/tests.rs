@@ -511,3 +511,26 @@ fn replaying_serialized_mutations_on_a_snapshot_gives_the_identical_state() {
         live.load_session(&SessionReadScope::FullGraph).unwrap()
     );
 }
+
+#[test]
+fn active_path_stops_at_hidden_ancestors_and_reports_cycles() {
+    let mut state = SessionState::new();
+    let chain = vec![node("a", None), node("b", Some("a")), node("c", Some("b"))];
+    commit(&mut state, append(None, chain)).unwrap();
+    state.execute(&Request::TombstoneNodes { ids: &["a".into()] }, 0).unwrap();
+    let ids = |state: &SessionState, leaf: &str| -> Result<Vec<String>, StoreError> {
+        let scope = SessionReadScope::ActivePath { leaf_node_id: Some(leaf.into()) };
+        let read = state.load_session(&scope)?.expect("committed");
+        Ok(read.graph.nodes.into_iter().map(|n| n.node_id).collect())
+    };
+    assert_eq!(ids(&state, "c").unwrap(), ["b", "c"]);
+    assert!(ids(&state, "a").unwrap().is_empty());
+    assert!(ids(&state, "unknown").unwrap().is_empty());
+
+    // Parents are not required to exist when appended, so a cycle can be stored; reading it
+    // is reported, never an endless walk.
+    let looped = vec![node("x", Some("y")), node("y", Some("x"))];
+    commit(&mut state, append(None, looped)).unwrap();
+    assert!(matches!(ids(&state, "x"), Err(StoreError::CorruptData { .. })));
+    assert!(state.read(&Request::Vacuum, 0).is_err(), "read refuses a write request");
+}
