@@ -53,7 +53,35 @@
 //!
 //! # Cost
 //!
-//! PLACEHOLDER-COST
+//! Measured with `cargo bench --bench layers` (criterion; the bench's docs describe each
+//! variant) on the in-memory store, in one run with the bare store, on a 2-core VM shared with
+//! parallel builds (expect ±20%). "Overhead" is the time per call minus the bare store's,
+//! measured back to back within each sample; nanoseconds per call, one layer unless stated.
+//!
+//! | variant | `load_node` | blind commit |
+//! |---|---|---|
+//! | bare store, time per call | 226 | 704 |
+//! | `PassThrough` (the shared forwarding machinery alone) | +145 | +243 |
+//! | tracing, no subscriber | +213 | +280 |
+//! | metrics, no recorder | +256 | +326 |
+//! | tracing + metrics (two layers), nothing installed | +438 | +608 |
+//! | tracing, subscriber with a `warn` filter (spans filtered out) | +217 | +256 |
+//! | metrics, Prometheus recorder | +233 | +406 |
+//! | tracing + metrics (two layers), both installed | +434 | +602 |
+//!
+//! Most of a layer's cost is the forwarding every around-decorator shares (the `PassThrough`
+//! row: one boxed `async_trait` future per layer, and moves of the call's 528-byte `Request`
+//! and of its ~1 KB dispatch future). On top of it, tracing adds about 40–70 ns and metrics
+//! about 80–110 ns, of which two monotonic clock reads are ~50 ns. So, against the goals: with
+//! a recorder and a filtering subscriber a layer stays at or under ~400 ns (read 217–233 ns,
+//! commit 256–406 ns); with nothing installed it does not reach 60 ns, the shared machinery
+//! alone being above that. Shrinking `Request` (boxing its commit variant) is the lever there.
+//!
+//! What keeps the layers' own part small: handles are built once per (operation, outcome) and
+//! indexed by [`Operation::index`](strata_core::Operation::index); span fields and figures
+//! are computed only when the span is enabled; no allocation per call besides the one box
+//! holding the inner call (cheaper than moving it, measured), and for an enabled span or a
+//! commit's figures, one more.
 //!
 //! # Features and dependencies
 //!
@@ -61,7 +89,8 @@
 //!   de-facto span/event facade of async Rust; the subscriber is the application's choice).
 //! - `metrics` (default): the [`metrics`](mod@metrics) module, on the `metrics` crate facade
 //!   (the recorder, e.g. Prometheus or OpenTelemetry, is the application's choice).
-//! - `strata-core`: the contract and the [`Around`](strata_core::Around) machinery.
+//! - `strata-core`: the contract and the [`Around`](strata_core::Around) machinery. Nothing
+//!   else: the shared call future is a dozen lines of `std`.
 //!
 //! Tests only: `tracing-subscriber` (a capturing subscriber), `metrics-util` (the debugging
 //! recorder), `metrics-exporter-prometheus` (rendering check of the documented names),
