@@ -1,6 +1,5 @@
 //! Composition: [`Layer`], the [`StoreBuilder`] that stacks layers, and [`Around`] +
-//! [`Decorated`], the one place the trait's methods are forwarded for decorators that act
-//! around calls.
+//! [`Decorated`], which serves a store's calls through a decorator that acts around them.
 //!
 //! # The ordering rule
 //!
@@ -34,9 +33,9 @@
 //! # Writing an around-decorator
 //!
 //! Implement [`Around`]: one async function that receives the inner store and the call as a
-//! [`Request`], and returns the [`Response`]. [`Decorated`] forwards all of the trait's
-//! methods (provided ones included, guarded by `clippy::missing_trait_methods`) through it, so
-//! a new trait method is one edit in [`crate::call`], not one per decorator. Any
+//! [`Request`], and returns the [`Response`]. [`Decorated`] serves every trait method (provided ones included) through it
+//! via [`Serve`], the single place the methods are forwarded, so a new trait method is one edit
+//! in [`crate::call`], not one per decorator. Any
 //! `Around + Clone` value is a [`Layer`]; clone it cheaply (share state behind an `Arc`) so
 //! every store it wraps shares one table, one limiter, one breaker.
 
@@ -49,8 +48,8 @@ use async_trait::async_trait;
 use crate::call::{Request, Response};
 use crate::error::StoreError;
 use crate::factory::{SessionStoreFactory, SessionStoreRequest};
-use crate::store::{AttachmentManifest, RuntimePersistence};
-use crate::types::*;
+use crate::store::{RuntimePersistence, Serve};
+use crate::types::DurabilityTier;
 
 /// Turns a store into a wrapped store (the tower shape).
 pub trait Layer<S> {
@@ -107,148 +106,23 @@ impl<S, A> Decorated<S, A> {
     }
 }
 
-impl<S: RuntimePersistence, A: Around> Decorated<S, A> {
-    fn call<'a>(
-        &'a self,
-        request: Request<'a>,
-    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
-        self.around.around(&self.inner, request)
-    }
-}
-
 impl<S: fmt::Debug, A: fmt::Debug> fmt::Debug for Decorated<S, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?} → {:?}", self.around, self.inner)
     }
 }
 
-#[deny(clippy::missing_trait_methods)]
-#[async_trait]
-impl<S: RuntimePersistence, A: Around> AttachmentManifest for Decorated<S, A> {
-    async fn record_intent(&self, intent: AttachmentIntent) -> Result<(), StoreError> {
-        self.call(Request::RecordIntent { intent }).await?.into_done()
+/// Every call goes through the decorator; the tier is the inner store's.
+impl<S: RuntimePersistence, A: Around> Serve for Decorated<S, A> {
+    fn serve<'a>(
+        &'a self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
+        self.around.around(&self.inner, request)
     }
-    async fn commit_refs(
-        &self,
-        session_id: &str,
-        attachment_ids: &[String],
-    ) -> Result<(), StoreError> {
-        self.call(Request::CommitRefs { session_id, attachment_ids }).await?.into_done()
-    }
-    async fn list_uncommitted(
-        &self,
-        older_than_ms: u64,
-    ) -> Result<Vec<AttachmentManifestEntry>, StoreError> {
-        self.call(Request::ListUncommitted { older_than_ms }).await?.into_uncommitted()
-    }
-    async fn forget(&self, attachment_id: &str) -> Result<(), StoreError> {
-        self.call(Request::Forget { attachment_id }).await?.into_done()
-    }
-}
 
-#[deny(clippy::missing_trait_methods)]
-#[async_trait]
-impl<S: RuntimePersistence, A: Around> RuntimePersistence for Decorated<S, A> {
-    async fn load_session(
-        &self,
-        scope: SessionReadScope,
-    ) -> Result<Option<PersistedSessionRead>, StoreError> {
-        self.call(Request::LoadSession { scope }).await?.into_session()
-    }
-    async fn load_node(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError> {
-        self.call(Request::LoadNode { node_id }).await?.into_node()
-    }
-    async fn commit_runtime_state(
-        &self,
-        commit: RuntimeCommit,
-    ) -> Result<RuntimeCommitResult, StoreError> {
-        self.call(Request::CommitRuntimeState { commit }).await?.into_committed()
-    }
-    async fn save_session_meta(&self, meta: SessionMeta) -> Result<(), StoreError> {
-        self.call(Request::SaveSessionMeta { meta }).await?.into_done()
-    }
-    async fn load_session_meta(&self) -> Result<Option<SessionMeta>, StoreError> {
-        self.call(Request::LoadSessionMeta).await?.into_meta()
-    }
-    async fn tombstone_nodes(&self, ids: &[String]) -> Result<(), StoreError> {
-        self.call(Request::TombstoneNodes { ids }).await?.into_done()
-    }
-    async fn vacuum(&self) -> Result<VacuumReport, StoreError> {
-        self.call(Request::Vacuum).await?.into_vacuumed()
-    }
-    async fn gc_unreachable(&self) -> Result<GcReport, StoreError> {
-        self.call(Request::GcUnreachable).await?.into_collected()
-    }
-    fn durability_tier(&self) -> DurabilityTier {
+    fn tier(&self) -> DurabilityTier {
         self.inner.durability_tier()
-    }
-    async fn enqueue_queued_work(
-        &self,
-        batch: QueuedWorkBatchDraft,
-    ) -> Result<QueuedWorkBatch, StoreError> {
-        self.call(Request::EnqueueQueuedWork { draft: batch }).await?.into_enqueued()
-    }
-    async fn claim_ready_queued_work(
-        &self,
-        session_id: &str,
-        owner_id: &str,
-        boundary: QueuedWorkClaimBoundary,
-        lease_ttl_ms: u64,
-        max_batches: usize,
-    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-        self.call(Request::ClaimReadyQueuedWork {
-            session_id,
-            owner_id,
-            boundary,
-            lease_ttl_ms,
-            max_batches,
-        })
-        .await?
-        .into_claim()
-    }
-    async fn claim_ready_queued_work_by_batch_ids(
-        &self,
-        session_id: &str,
-        owner_id: &str,
-        boundary: QueuedWorkClaimBoundary,
-        lease_ttl_ms: u64,
-        batch_ids: &[String],
-    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-        self.call(Request::ClaimReadyQueuedWorkByBatchIds {
-            session_id,
-            owner_id,
-            boundary,
-            lease_ttl_ms,
-            batch_ids,
-        })
-        .await?
-        .into_claim()
-    }
-    async fn renew_queued_work_claim(
-        &self,
-        claim: &QueuedWorkClaim,
-        lease_ttl_ms: u64,
-    ) -> Result<QueuedWorkClaim, StoreError> {
-        self.call(Request::RenewQueuedWorkClaim { claim, lease_ttl_ms }).await?.into_renewed()
-    }
-    async fn abandon_queued_work_claim(&self, claim: &QueuedWorkClaim) -> Result<(), StoreError> {
-        self.call(Request::AbandonQueuedWorkClaim { claim }).await?.into_done()
-    }
-    async fn cancel_queued_work_batch(
-        &self,
-        session_id: &str,
-        batch_id: &str,
-    ) -> Result<Option<QueuedWorkBatch>, StoreError> {
-        self.call(Request::CancelQueuedWorkBatch { session_id, batch_id }).await?.into_cancelled()
-    }
-    async fn list_queued_work(&self, session_id: &str) -> Result<Vec<QueuedWorkBatch>, StoreError> {
-        self.call(Request::ListQueuedWork { session_id }).await?.into_batches()
-    }
-    async fn list_pending_queued_work(
-        &self,
-        session_id: &str,
-    ) -> Result<Vec<QueuedWorkBatch>, StoreError> {
-        self.call(Request::ListPendingQueuedWork { session_id }).await?.into_batches()
     }
 }
 

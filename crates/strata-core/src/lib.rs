@@ -30,5 +30,5 @@ pub use layer::{
     Around, Decorated, Identity, Layer, LayeredFactory, PassThrough, Stack, StoreBuilder,
 };
 pub use state::{Mutation, Planned, SessionState};
-pub use store::{AttachmentManifest, NoopAttachmentManifest, RuntimePersistence};
+pub use store::{AttachmentManifest, NoopAttachmentManifest, RuntimePersistence, Serve};
 pub use types::*;

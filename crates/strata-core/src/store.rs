@@ -1,11 +1,14 @@
 //! The `RuntimePersistence` trait (the seed's 17 methods), its `AttachmentManifest`
-//! supertrait (async here, on purpose), the no-op manifest helper, and blanket impls that make
-//! `Arc<T>`, `Box<T>` and `Arc<dyn RuntimePersistence>` stores.
+//! supertrait (async here, on purpose), the no-op manifest helper, and [`Serve`]: the single
+//! place the trait's methods are forwarded, which also makes `Arc<T>`, `Box<T>` and
+//! `Arc<dyn RuntimePersistence>` stores.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::call::{Request, Response};
 use crate::error::StoreError;
 use crate::types::*;
 
@@ -228,149 +231,174 @@ impl std::fmt::Debug for dyn RuntimePersistence {
     }
 }
 
-/// Forwards every method of both traits to a pointee. One macro serves `Arc<T>` and `Box<T>`,
-/// so a smart pointer to a store is a store with no behaviour of its own.
-macro_rules! forward_through_pointer {
-    ($pointer:ident) => {
-        #[async_trait]
-        impl<T: AttachmentManifest + ?Sized> AttachmentManifest for $pointer<T> {
-            async fn record_intent(&self, intent: AttachmentIntent) -> Result<(), StoreError> {
-                (**self).record_intent(intent).await
-            }
-            async fn commit_refs(
-                &self,
-                session_id: &str,
-                attachment_ids: &[String],
-            ) -> Result<(), StoreError> {
-                (**self).commit_refs(session_id, attachment_ids).await
-            }
-            async fn list_uncommitted(
-                &self,
-                older_than_ms: u64,
-            ) -> Result<Vec<AttachmentManifestEntry>, StoreError> {
-                (**self).list_uncommitted(older_than_ms).await
-            }
-            async fn forget(&self, attachment_id: &str) -> Result<(), StoreError> {
-                (**self).forget(attachment_id).await
-            }
-        }
+/// A store written as one request handler: implement [`Serve`] and the blanket impls below
+/// provide every method of [`RuntimePersistence`] and [`AttachmentManifest`] (provided ones
+/// included) by turning the call into a [`Request`] and the [`Response`] back into the
+/// method's return type.
+///
+/// This is the one place the trait's methods are forwarded: backends that serve requests
+/// (in-memory, file), around-decorators ([`Decorated`](crate::Decorated)) and smart pointers
+/// (`Arc<T>`, `Box<T>`, `Arc<dyn RuntimePersistence>`) all go through it, so a new trait method
+/// is one edit in [`crate::call`] and here, and it cannot silently fall back to a provided
+/// default in any of them. Stores that need per-method logic implement
+/// [`RuntimePersistence`] directly instead.
+pub trait Serve: Send + Sync {
+    /// Performs one call.
+    fn serve<'a>(
+        &'a self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a;
 
-        #[deny(clippy::missing_trait_methods)]
-        #[async_trait]
-        impl<T: RuntimePersistence + ?Sized> RuntimePersistence for $pointer<T> {
-            async fn load_session(
-                &self,
-                scope: SessionReadScope,
-            ) -> Result<Option<PersistedSessionRead>, StoreError> {
-                (**self).load_session(scope).await
-            }
-            async fn load_node(
-                &self,
-                node_id: &str,
-            ) -> Result<Option<SessionNodeRecord>, StoreError> {
-                (**self).load_node(node_id).await
-            }
-            async fn commit_runtime_state(
-                &self,
-                commit: RuntimeCommit,
-            ) -> Result<RuntimeCommitResult, StoreError> {
-                (**self).commit_runtime_state(commit).await
-            }
-            async fn save_session_meta(&self, meta: SessionMeta) -> Result<(), StoreError> {
-                (**self).save_session_meta(meta).await
-            }
-            async fn load_session_meta(&self) -> Result<Option<SessionMeta>, StoreError> {
-                (**self).load_session_meta().await
-            }
-            async fn tombstone_nodes(&self, ids: &[String]) -> Result<(), StoreError> {
-                (**self).tombstone_nodes(ids).await
-            }
-            async fn vacuum(&self) -> Result<VacuumReport, StoreError> {
-                (**self).vacuum().await
-            }
-            async fn gc_unreachable(&self) -> Result<GcReport, StoreError> {
-                (**self).gc_unreachable().await
-            }
-            fn durability_tier(&self) -> DurabilityTier {
-                (**self).durability_tier()
-            }
-            async fn enqueue_queued_work(
-                &self,
-                batch: QueuedWorkBatchDraft,
-            ) -> Result<QueuedWorkBatch, StoreError> {
-                (**self).enqueue_queued_work(batch).await
-            }
-            async fn claim_ready_queued_work(
-                &self,
-                session_id: &str,
-                owner_id: &str,
-                boundary: QueuedWorkClaimBoundary,
-                lease_ttl_ms: u64,
-                max_batches: usize,
-            ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-                (**self)
-                    .claim_ready_queued_work(
-                        session_id,
-                        owner_id,
-                        boundary,
-                        lease_ttl_ms,
-                        max_batches,
-                    )
-                    .await
-            }
-            async fn claim_ready_queued_work_by_batch_ids(
-                &self,
-                session_id: &str,
-                owner_id: &str,
-                boundary: QueuedWorkClaimBoundary,
-                lease_ttl_ms: u64,
-                batch_ids: &[String],
-            ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-                (**self)
-                    .claim_ready_queued_work_by_batch_ids(
-                        session_id,
-                        owner_id,
-                        boundary,
-                        lease_ttl_ms,
-                        batch_ids,
-                    )
-                    .await
-            }
-            async fn renew_queued_work_claim(
-                &self,
-                claim: &QueuedWorkClaim,
-                lease_ttl_ms: u64,
-            ) -> Result<QueuedWorkClaim, StoreError> {
-                (**self).renew_queued_work_claim(claim, lease_ttl_ms).await
-            }
-            async fn abandon_queued_work_claim(
-                &self,
-                claim: &QueuedWorkClaim,
-            ) -> Result<(), StoreError> {
-                (**self).abandon_queued_work_claim(claim).await
-            }
-            async fn cancel_queued_work_batch(
-                &self,
-                session_id: &str,
-                batch_id: &str,
-            ) -> Result<Option<QueuedWorkBatch>, StoreError> {
-                (**self).cancel_queued_work_batch(session_id, batch_id).await
-            }
-            async fn list_queued_work(
-                &self,
-                session_id: &str,
-            ) -> Result<Vec<QueuedWorkBatch>, StoreError> {
-                (**self).list_queued_work(session_id).await
-            }
-            async fn list_pending_queued_work(
-                &self,
-                session_id: &str,
-            ) -> Result<Vec<QueuedWorkBatch>, StoreError> {
-                (**self).list_pending_queued_work(session_id).await
-            }
-        }
-    };
+    /// The tier [`RuntimePersistence::durability_tier`] reports; constant for the store's
+    /// lifetime.
+    fn tier(&self) -> DurabilityTier;
 }
 
-forward_through_pointer!(Arc);
-forward_through_pointer!(Box);
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<T: Serve> AttachmentManifest for T {
+    async fn record_intent(&self, intent: AttachmentIntent) -> Result<(), StoreError> {
+        self.serve(Request::RecordIntent { intent }).await?.into_done()
+    }
+    async fn commit_refs(
+        &self,
+        session_id: &str,
+        attachment_ids: &[String],
+    ) -> Result<(), StoreError> {
+        self.serve(Request::CommitRefs { session_id, attachment_ids }).await?.into_done()
+    }
+    async fn list_uncommitted(
+        &self,
+        older_than_ms: u64,
+    ) -> Result<Vec<AttachmentManifestEntry>, StoreError> {
+        self.serve(Request::ListUncommitted { older_than_ms }).await?.into_uncommitted()
+    }
+    async fn forget(&self, attachment_id: &str) -> Result<(), StoreError> {
+        self.serve(Request::Forget { attachment_id }).await?.into_done()
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<T: Serve> RuntimePersistence for T {
+    async fn load_session(
+        &self,
+        scope: SessionReadScope,
+    ) -> Result<Option<PersistedSessionRead>, StoreError> {
+        self.serve(Request::LoadSession { scope }).await?.into_session()
+    }
+    async fn load_node(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError> {
+        self.serve(Request::LoadNode { node_id }).await?.into_node()
+    }
+    async fn commit_runtime_state(
+        &self,
+        commit: RuntimeCommit,
+    ) -> Result<RuntimeCommitResult, StoreError> {
+        self.serve(Request::CommitRuntimeState { commit }).await?.into_committed()
+    }
+    async fn save_session_meta(&self, meta: SessionMeta) -> Result<(), StoreError> {
+        self.serve(Request::SaveSessionMeta { meta }).await?.into_done()
+    }
+    async fn load_session_meta(&self) -> Result<Option<SessionMeta>, StoreError> {
+        self.serve(Request::LoadSessionMeta).await?.into_meta()
+    }
+    async fn tombstone_nodes(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.serve(Request::TombstoneNodes { ids }).await?.into_done()
+    }
+    async fn vacuum(&self) -> Result<VacuumReport, StoreError> {
+        self.serve(Request::Vacuum).await?.into_vacuumed()
+    }
+    async fn gc_unreachable(&self) -> Result<GcReport, StoreError> {
+        self.serve(Request::GcUnreachable).await?.into_collected()
+    }
+    fn durability_tier(&self) -> DurabilityTier {
+        self.tier()
+    }
+    async fn enqueue_queued_work(
+        &self,
+        batch: QueuedWorkBatchDraft,
+    ) -> Result<QueuedWorkBatch, StoreError> {
+        self.serve(Request::EnqueueQueuedWork { draft: batch }).await?.into_enqueued()
+    }
+    async fn claim_ready_queued_work(
+        &self,
+        session_id: &str,
+        owner_id: &str,
+        boundary: QueuedWorkClaimBoundary,
+        lease_ttl_ms: u64,
+        max_batches: usize,
+    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
+        self.serve(Request::ClaimReadyQueuedWork {
+            session_id,
+            owner_id,
+            boundary,
+            lease_ttl_ms,
+            max_batches,
+        })
+        .await?
+        .into_claim()
+    }
+    async fn claim_ready_queued_work_by_batch_ids(
+        &self,
+        session_id: &str,
+        owner_id: &str,
+        boundary: QueuedWorkClaimBoundary,
+        lease_ttl_ms: u64,
+        batch_ids: &[String],
+    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
+        self.serve(Request::ClaimReadyQueuedWorkByBatchIds {
+            session_id,
+            owner_id,
+            boundary,
+            lease_ttl_ms,
+            batch_ids,
+        })
+        .await?
+        .into_claim()
+    }
+    async fn renew_queued_work_claim(
+        &self,
+        claim: &QueuedWorkClaim,
+        lease_ttl_ms: u64,
+    ) -> Result<QueuedWorkClaim, StoreError> {
+        self.serve(Request::RenewQueuedWorkClaim { claim, lease_ttl_ms }).await?.into_renewed()
+    }
+    async fn abandon_queued_work_claim(&self, claim: &QueuedWorkClaim) -> Result<(), StoreError> {
+        self.serve(Request::AbandonQueuedWorkClaim { claim }).await?.into_done()
+    }
+    async fn cancel_queued_work_batch(
+        &self,
+        session_id: &str,
+        batch_id: &str,
+    ) -> Result<Option<QueuedWorkBatch>, StoreError> {
+        self.serve(Request::CancelQueuedWorkBatch { session_id, batch_id }).await?.into_cancelled()
+    }
+    async fn list_queued_work(&self, session_id: &str) -> Result<Vec<QueuedWorkBatch>, StoreError> {
+        self.serve(Request::ListQueuedWork { session_id }).await?.into_batches()
+    }
+    async fn list_pending_queued_work(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<QueuedWorkBatch>, StoreError> {
+        self.serve(Request::ListPendingQueuedWork { session_id }).await?.into_batches()
+    }
+}
+
+/// A smart pointer to a store is a store with no behaviour of its own.
+macro_rules! serve_through_pointer {
+    ($($pointer:ident),*) => {$(
+        impl<T: RuntimePersistence + ?Sized> Serve for $pointer<T> {
+            fn serve<'a>(
+                &'a self,
+                request: Request<'a>,
+            ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
+                request.dispatch(&**self)
+            }
+            fn tier(&self) -> DurabilityTier {
+                (**self).durability_tier()
+            }
+        }
+    )*};
+}
+
+serve_through_pointer!(Arc, Box);

@@ -7,14 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use strata_core::{
-    AttachmentIntent, AttachmentManifest, AttachmentManifestEntry, DurabilityTier, GcReport,
-    Mutation, PersistedSessionRead, QueuedWorkBatch, QueuedWorkBatchDraft, QueuedWorkClaim,
-    QueuedWorkClaimBoundary, Request, Response, RuntimeCommit, RuntimeCommitResult,
-    RuntimePersistence, SessionMeta, SessionNodeRecord, SessionReadScope, SessionState, StoreError,
-    VacuumReport,
-};
+use std::future::Future;
+
+use strata_core::{DurabilityTier, Mutation, Request, Response, Serve, SessionState, StoreError};
 
 use crate::engine::{self, Engine, Image};
 use crate::ids::{validate_id, validate_ids};
@@ -171,154 +166,27 @@ impl FileStore {
     }
 }
 
-#[async_trait]
-impl AttachmentManifest for FileStore {
-    async fn record_intent(&self, intent: AttachmentIntent) -> Result<(), StoreError> {
-        self.write(Request::RecordIntent { intent })?.into_done()
+/// Reads come from the in-memory image; writes are logged durably before they answer;
+/// `vacuum` and `gc_unreachable` compact afterwards when they removed something, so the space
+/// comes back on disk.
+impl Serve for FileStore {
+    fn serve<'a>(
+        &'a self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
+        std::future::ready(match request {
+            Request::Vacuum => self.write_then_reclaim(Request::Vacuum, |response| {
+                matches!(response, Response::Vacuumed(report) if report.removed_node_count > 0)
+            }),
+            Request::GcUnreachable => self.write_then_reclaim(Request::GcUnreachable, |response| {
+                matches!(response, Response::Collected(report) if report.deleted_blob_count > 0)
+            }),
+            request if request.class().is_read() => self.read(request),
+            request => self.write(request),
+        })
     }
 
-    async fn commit_refs(
-        &self,
-        session_id: &str,
-        attachment_ids: &[String],
-    ) -> Result<(), StoreError> {
-        self.write(Request::CommitRefs { session_id, attachment_ids })?.into_done()
-    }
-
-    async fn list_uncommitted(
-        &self,
-        older_than_ms: u64,
-    ) -> Result<Vec<AttachmentManifestEntry>, StoreError> {
-        self.read(Request::ListUncommitted { older_than_ms })?.into_uncommitted()
-    }
-
-    async fn forget(&self, attachment_id: &str) -> Result<(), StoreError> {
-        self.write(Request::Forget { attachment_id })?.into_done()
-    }
-}
-
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl RuntimePersistence for FileStore {
-    async fn load_session(
-        &self,
-        scope: SessionReadScope,
-    ) -> Result<Option<PersistedSessionRead>, StoreError> {
-        self.read(Request::LoadSession { scope })?.into_session()
-    }
-
-    async fn load_node(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError> {
-        self.read(Request::LoadNode { node_id })?.into_node()
-    }
-
-    async fn commit_runtime_state(
-        &self,
-        commit: RuntimeCommit,
-    ) -> Result<RuntimeCommitResult, StoreError> {
-        self.write(Request::CommitRuntimeState { commit })?.into_committed()
-    }
-
-    async fn save_session_meta(&self, meta: SessionMeta) -> Result<(), StoreError> {
-        self.write(Request::SaveSessionMeta { meta })?.into_done()
-    }
-
-    async fn load_session_meta(&self) -> Result<Option<SessionMeta>, StoreError> {
-        self.read(Request::LoadSessionMeta)?.into_meta()
-    }
-
-    async fn tombstone_nodes(&self, ids: &[String]) -> Result<(), StoreError> {
-        self.write(Request::TombstoneNodes { ids })?.into_done()
-    }
-
-    async fn vacuum(&self) -> Result<VacuumReport, StoreError> {
-        self.write_then_reclaim(Request::Vacuum, |response| {
-            matches!(response, Response::Vacuumed(report) if report.removed_node_count > 0)
-        })?
-        .into_vacuumed()
-    }
-
-    async fn gc_unreachable(&self) -> Result<GcReport, StoreError> {
-        self.write_then_reclaim(Request::GcUnreachable, |response| {
-            matches!(response, Response::Collected(report) if report.deleted_blob_count > 0)
-        })?
-        .into_collected()
-    }
-
-    fn durability_tier(&self) -> DurabilityTier {
+    fn tier(&self) -> DurabilityTier {
         self.engine.options().sync.tier()
-    }
-
-    async fn enqueue_queued_work(
-        &self,
-        draft: QueuedWorkBatchDraft,
-    ) -> Result<QueuedWorkBatch, StoreError> {
-        self.write(Request::EnqueueQueuedWork { draft })?.into_enqueued()
-    }
-
-    async fn claim_ready_queued_work(
-        &self,
-        session_id: &str,
-        owner_id: &str,
-        boundary: QueuedWorkClaimBoundary,
-        lease_ttl_ms: u64,
-        max_batches: usize,
-    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-        let request = Request::ClaimReadyQueuedWork {
-            session_id,
-            owner_id,
-            boundary,
-            lease_ttl_ms,
-            max_batches,
-        };
-        self.write(request)?.into_claim()
-    }
-
-    async fn claim_ready_queued_work_by_batch_ids(
-        &self,
-        session_id: &str,
-        owner_id: &str,
-        boundary: QueuedWorkClaimBoundary,
-        lease_ttl_ms: u64,
-        batch_ids: &[String],
-    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-        let request = Request::ClaimReadyQueuedWorkByBatchIds {
-            session_id,
-            owner_id,
-            boundary,
-            lease_ttl_ms,
-            batch_ids,
-        };
-        self.write(request)?.into_claim()
-    }
-
-    async fn renew_queued_work_claim(
-        &self,
-        claim: &QueuedWorkClaim,
-        lease_ttl_ms: u64,
-    ) -> Result<QueuedWorkClaim, StoreError> {
-        self.write(Request::RenewQueuedWorkClaim { claim, lease_ttl_ms })?.into_renewed()
-    }
-
-    async fn abandon_queued_work_claim(&self, claim: &QueuedWorkClaim) -> Result<(), StoreError> {
-        self.write(Request::AbandonQueuedWorkClaim { claim })?.into_done()
-    }
-
-    async fn cancel_queued_work_batch(
-        &self,
-        session_id: &str,
-        batch_id: &str,
-    ) -> Result<Option<QueuedWorkBatch>, StoreError> {
-        self.write(Request::CancelQueuedWorkBatch { session_id, batch_id })?.into_cancelled()
-    }
-
-    async fn list_queued_work(&self, session_id: &str) -> Result<Vec<QueuedWorkBatch>, StoreError> {
-        self.read(Request::ListQueuedWork { session_id })?.into_batches()
-    }
-
-    async fn list_pending_queued_work(
-        &self,
-        session_id: &str,
-    ) -> Result<Vec<QueuedWorkBatch>, StoreError> {
-        self.read(Request::ListPendingQueuedWork { session_id })?.into_batches()
     }
 }

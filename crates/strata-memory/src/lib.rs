@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -86,131 +87,17 @@ impl MemoryStore {
     }
 }
 
-#[deny(clippy::missing_trait_methods)]
-#[async_trait]
-impl AttachmentManifest for MemoryStore {
-    async fn record_intent(&self, intent: AttachmentIntent) -> Result<(), StoreError> {
-        self.call(Request::RecordIntent { intent })?.into_done()
+/// Every call is served synchronously under the state lock (no `.await` inside).
+impl Serve for MemoryStore {
+    fn serve<'a>(
+        &'a self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
+        std::future::ready(self.call(request))
     }
-    async fn commit_refs(
-        &self,
-        session_id: &str,
-        attachment_ids: &[String],
-    ) -> Result<(), StoreError> {
-        self.call(Request::CommitRefs { session_id, attachment_ids })?.into_done()
-    }
-    async fn list_uncommitted(
-        &self,
-        older_than_ms: u64,
-    ) -> Result<Vec<AttachmentManifestEntry>, StoreError> {
-        self.call(Request::ListUncommitted { older_than_ms })?.into_uncommitted()
-    }
-    async fn forget(&self, attachment_id: &str) -> Result<(), StoreError> {
-        self.call(Request::Forget { attachment_id })?.into_done()
-    }
-}
 
-#[deny(clippy::missing_trait_methods)]
-#[async_trait]
-impl RuntimePersistence for MemoryStore {
-    async fn load_session(
-        &self,
-        scope: SessionReadScope,
-    ) -> Result<Option<PersistedSessionRead>, StoreError> {
-        self.call(Request::LoadSession { scope })?.into_session()
-    }
-    async fn load_node(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError> {
-        self.call(Request::LoadNode { node_id })?.into_node()
-    }
-    async fn commit_runtime_state(
-        &self,
-        commit: RuntimeCommit,
-    ) -> Result<RuntimeCommitResult, StoreError> {
-        self.call(Request::CommitRuntimeState { commit })?.into_committed()
-    }
-    async fn save_session_meta(&self, meta: SessionMeta) -> Result<(), StoreError> {
-        self.call(Request::SaveSessionMeta { meta })?.into_done()
-    }
-    async fn load_session_meta(&self) -> Result<Option<SessionMeta>, StoreError> {
-        self.call(Request::LoadSessionMeta)?.into_meta()
-    }
-    async fn tombstone_nodes(&self, ids: &[String]) -> Result<(), StoreError> {
-        self.call(Request::TombstoneNodes { ids })?.into_done()
-    }
-    async fn vacuum(&self) -> Result<VacuumReport, StoreError> {
-        self.call(Request::Vacuum)?.into_vacuumed()
-    }
-    async fn gc_unreachable(&self) -> Result<GcReport, StoreError> {
-        self.call(Request::GcUnreachable)?.into_collected()
-    }
-    fn durability_tier(&self) -> DurabilityTier {
+    fn tier(&self) -> DurabilityTier {
         DurabilityTier::Inline
-    }
-    async fn enqueue_queued_work(
-        &self,
-        batch: QueuedWorkBatchDraft,
-    ) -> Result<QueuedWorkBatch, StoreError> {
-        self.call(Request::EnqueueQueuedWork { draft: batch })?.into_enqueued()
-    }
-    async fn claim_ready_queued_work(
-        &self,
-        session_id: &str,
-        owner_id: &str,
-        boundary: QueuedWorkClaimBoundary,
-        lease_ttl_ms: u64,
-        max_batches: usize,
-    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-        self.call(Request::ClaimReadyQueuedWork {
-            session_id,
-            owner_id,
-            boundary,
-            lease_ttl_ms,
-            max_batches,
-        })?
-        .into_claim()
-    }
-    async fn claim_ready_queued_work_by_batch_ids(
-        &self,
-        session_id: &str,
-        owner_id: &str,
-        boundary: QueuedWorkClaimBoundary,
-        lease_ttl_ms: u64,
-        batch_ids: &[String],
-    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-        self.call(Request::ClaimReadyQueuedWorkByBatchIds {
-            session_id,
-            owner_id,
-            boundary,
-            lease_ttl_ms,
-            batch_ids,
-        })?
-        .into_claim()
-    }
-    async fn renew_queued_work_claim(
-        &self,
-        claim: &QueuedWorkClaim,
-        lease_ttl_ms: u64,
-    ) -> Result<QueuedWorkClaim, StoreError> {
-        self.call(Request::RenewQueuedWorkClaim { claim, lease_ttl_ms })?.into_renewed()
-    }
-    async fn abandon_queued_work_claim(&self, claim: &QueuedWorkClaim) -> Result<(), StoreError> {
-        self.call(Request::AbandonQueuedWorkClaim { claim })?.into_done()
-    }
-    async fn cancel_queued_work_batch(
-        &self,
-        session_id: &str,
-        batch_id: &str,
-    ) -> Result<Option<QueuedWorkBatch>, StoreError> {
-        self.call(Request::CancelQueuedWorkBatch { session_id, batch_id })?.into_cancelled()
-    }
-    async fn list_queued_work(&self, session_id: &str) -> Result<Vec<QueuedWorkBatch>, StoreError> {
-        self.call(Request::ListQueuedWork { session_id })?.into_batches()
-    }
-    async fn list_pending_queued_work(
-        &self,
-        session_id: &str,
-    ) -> Result<Vec<QueuedWorkBatch>, StoreError> {
-        self.call(Request::ListPendingQueuedWork { session_id })?.into_batches()
     }
 }
 
