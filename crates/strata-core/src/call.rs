@@ -102,10 +102,10 @@ impl MethodClass {
 
 /// The arguments of one trait call. Borrowed arguments stay borrowed; owned ones (commit,
 /// draft, meta, scope, intent) are owned, so a request is cloned only by a layer that really
-/// repeats the call.
+/// repeats the call. The large owned arguments are boxed: a request is moved through every
+/// layer of a stack, and a small one keeps each layer's future small (a commit is boxed once,
+/// not copied per layer).
 #[derive(Clone, Debug)]
-// A request is moved a few times per call; boxing the large variants would allocate per call.
-#[allow(clippy::large_enum_variant)]
 #[allow(missing_docs)] // fields mirror the trait methods' parameters
 pub enum Request<'a> {
     LoadSession {
@@ -115,10 +115,10 @@ pub enum Request<'a> {
         node_id: &'a str,
     },
     CommitRuntimeState {
-        commit: RuntimeCommit,
+        commit: Box<RuntimeCommit>,
     },
     SaveSessionMeta {
-        meta: SessionMeta,
+        meta: Box<SessionMeta>,
     },
     LoadSessionMeta,
     TombstoneNodes {
@@ -127,7 +127,7 @@ pub enum Request<'a> {
     Vacuum,
     GcUnreachable,
     EnqueueQueuedWork {
-        draft: QueuedWorkBatchDraft,
+        draft: Box<QueuedWorkBatchDraft>,
     },
     ClaimReadyQueuedWork {
         session_id: &'a str,
@@ -269,13 +269,15 @@ impl Request<'_> {
         store: &S,
     ) -> Result<Response, StoreError> {
         Ok(match self {
-            Request::LoadSession { scope } => Response::Session(store.load_session(scope).await?),
+            Request::LoadSession { scope } => {
+                Response::Session(store.load_session(scope).await?.map(Box::new))
+            }
             Request::LoadNode { node_id } => Response::Node(store.load_node(node_id).await?),
             Request::CommitRuntimeState { commit } => {
-                Response::Committed(store.commit_runtime_state(commit).await?)
+                Response::Committed(store.commit_runtime_state(*commit).await?)
             }
             Request::SaveSessionMeta { meta } => {
-                store.save_session_meta(meta).await?;
+                store.save_session_meta(*meta).await?;
                 Response::Done
             }
             Request::LoadSessionMeta => Response::Meta(store.load_session_meta().await?),
@@ -286,7 +288,7 @@ impl Request<'_> {
             Request::Vacuum => Response::Vacuumed(store.vacuum().await?),
             Request::GcUnreachable => Response::Collected(store.gc_unreachable().await?),
             Request::EnqueueQueuedWork { draft } => {
-                Response::Enqueued(store.enqueue_queued_work(draft).await?)
+                Response::Enqueued(store.enqueue_queued_work(*draft).await?)
             }
             Request::ClaimReadyQueuedWork {
                 session_id,
@@ -357,13 +359,12 @@ impl Request<'_> {
     }
 }
 
-/// The result of one trait call (the success side; errors stay [`StoreError`]).
+/// The result of one trait call (the success side; errors stay [`StoreError`]). A session read
+/// is boxed so that every response stays small as it moves out through a stack.
 #[derive(Clone, Debug, PartialEq, Eq)]
-// Moved once per layer; boxing the large variants would allocate per call.
-#[allow(clippy::large_enum_variant)]
 #[allow(missing_docs)] // variants mirror the trait methods' return types
 pub enum Response {
-    Session(Option<PersistedSessionRead>),
+    Session(Option<Box<PersistedSessionRead>>),
     Node(Option<SessionNodeRecord>),
     Committed(RuntimeCommitResult),
     Meta(Option<SessionMeta>),
@@ -396,7 +397,6 @@ macro_rules! response_conversions {
 }
 
 response_conversions! {
-    into_session: Session => Option<PersistedSessionRead>,
     into_node: Node => Option<SessionNodeRecord>,
     into_committed: Committed => RuntimeCommitResult,
     into_meta: Meta => Option<SessionMeta>,
@@ -411,6 +411,14 @@ response_conversions! {
 }
 
 impl Response {
+    /// The `Session` payload, unboxed, or a `Backend` error naming the mismatch.
+    pub fn into_session(self) -> Result<Option<PersistedSessionRead>, StoreError> {
+        match self {
+            Response::Session(read) => Ok(read.map(|read| *read)),
+            other => Err(other.mismatch("Session")),
+        }
+    }
+
     /// `Ok(())` for [`Response::Done`], or a `Backend` error naming the mismatch.
     pub fn into_done(self) -> Result<(), StoreError> {
         match self {
@@ -442,14 +450,14 @@ mod tests {
     #[test]
     fn commit_class_depends_on_the_stamp() {
         let mut commit = RuntimeCommit { session_id: "s".into(), ..Default::default() };
-        let unstamped = Request::CommitRuntimeState { commit: commit.clone() };
+        let unstamped = Request::CommitRuntimeState { commit: Box::new(commit.clone()) };
         assert_eq!(unstamped.class(), MethodClass::UnkeyedWrite);
         commit.turn_commit = Some(RuntimeTurnCommitStamp {
             session_id: "s".into(),
             turn_id: "t".into(),
             turn_commit_hash: "h".into(),
         });
-        let stamped = Request::CommitRuntimeState { commit };
+        let stamped = Request::CommitRuntimeState { commit: Box::new(commit) };
         assert_eq!(stamped.class(), MethodClass::KeyedWrite);
         assert_eq!(stamped.session_id(), Some("s"));
     }

@@ -301,7 +301,8 @@ mod tests {
             committed_attachment_ids: vec!["x".into()],
             ..RuntimeCommit::default()
         };
-        let figures = Figures::of_request(&Request::CommitRuntimeState { commit });
+        let figures =
+            Figures::of_request(&Request::CommitRuntimeState { commit: Box::new(commit) });
         assert_eq!(
             figures,
             Figures {

@@ -336,7 +336,9 @@ impl SessionState {
     /// Serves a read request at `now_ms`; a write request is a `Backend` error (a caller bug).
     pub fn read(&self, request: &Request<'_>, now_ms: u64) -> Result<Response, StoreError> {
         Ok(match request {
-            Request::LoadSession { scope } => Response::Session(self.load_session(scope)?),
+            Request::LoadSession { scope } => {
+                Response::Session(self.load_session(scope)?.map(Box::new))
+            }
             Request::LoadNode { node_id } => Response::Node(self.load_node(node_id)),
             Request::LoadSessionMeta => Response::Meta(self.load_session_meta()),
             Request::ListQueuedWork { session_id } => {

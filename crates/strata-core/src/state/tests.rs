@@ -41,7 +41,9 @@ fn commit(
     state: &mut SessionState,
     commit: RuntimeCommit,
 ) -> Result<RuntimeCommitResult, StoreError> {
-    state.execute(&Request::CommitRuntimeState { commit }, 1_000)?.into_committed()
+    state
+        .execute(&Request::CommitRuntimeState { commit: Box::new(commit) }, 1_000)?
+        .into_committed()
 }
 
 fn draft(slot: SlotPolicy, delivery: DeliveryPolicy, key: MergeKey) -> QueuedWorkBatchDraft {
@@ -57,7 +59,11 @@ fn draft(slot: SlotPolicy, delivery: DeliveryPolicy, key: MergeKey) -> QueuedWor
 }
 
 fn enqueue(state: &mut SessionState, draft: QueuedWorkBatchDraft) -> QueuedWorkBatch {
-    state.execute(&Request::EnqueueQueuedWork { draft }, 10).unwrap().into_enqueued().unwrap()
+    state
+        .execute(&Request::EnqueueQueuedWork { draft: Box::new(draft) }, 10)
+        .unwrap()
+        .into_enqueued()
+        .unwrap()
 }
 
 fn claim(state: &mut SessionState, max: usize, now: u64) -> Option<QueuedWorkClaim> {
@@ -461,11 +467,11 @@ fn replaying_serialized_mutations_on_a_snapshot_gives_the_identical_state() {
         }),
         ..stamped(append(Some(1), vec![node("b", Some("a")), node("c", Some("b"))]), "t1")
     };
-    run(&mut live, Request::CommitRuntimeState { commit: checkpointed }, 100);
-    let batch = run(&mut live, Request::EnqueueQueuedWork { draft: join("g") }, 110)
+    run(&mut live, Request::CommitRuntimeState { commit: Box::new(checkpointed) }, 100);
+    let batch = run(&mut live, Request::EnqueueQueuedWork { draft: Box::new(join("g")) }, 110)
         .into_enqueued()
         .unwrap();
-    run(&mut live, Request::EnqueueQueuedWork { draft: join("g") }, 111);
+    run(&mut live, Request::EnqueueQueuedWork { draft: Box::new(join("g")) }, 111);
     let claimed = run(
         &mut live,
         Request::ClaimReadyQueuedWorkByBatchIds {
@@ -482,7 +488,7 @@ fn replaying_serialized_mutations_on_a_snapshot_gives_the_identical_state() {
     .unwrap();
     run(&mut live, Request::RenewQueuedWorkClaim { claim: &claimed, lease_ttl_ms: 70 }, 130);
     let meta = SessionMeta { session_id: S.into(), model: Some("m".into()), ..Default::default() };
-    run(&mut live, Request::SaveSessionMeta { meta }, 140);
+    run(&mut live, Request::SaveSessionMeta { meta: Box::new(meta) }, 140);
     let intent = AttachmentIntent {
         attachment_id: "x".into(),
         session_id: S.into(),
@@ -495,7 +501,7 @@ fn replaying_serialized_mutations_on_a_snapshot_gives_the_identical_state() {
         committed_attachment_ids: vec!["x".into()],
         ..append(None, vec![node("d", Some("c"))])
     };
-    run(&mut live, Request::CommitRuntimeState { commit: finish }, 160);
+    run(&mut live, Request::CommitRuntimeState { commit: Box::new(finish) }, 160);
     run(&mut live, Request::TombstoneNodes { ids: &["b".into()] }, 170);
     run(&mut live, Request::Vacuum, 180);
     run(&mut live, Request::GcUnreachable, 190);
