@@ -15,7 +15,7 @@
 //! # impl strata_core::RuntimePersistence for Backend {
 //! #   async fn load_session(&self, _: strata_core::SessionReadScope) -> Result<Option<strata_core::PersistedSessionRead>, strata_core::StoreError> { Ok(None) }
 //! #   async fn load_node(&self, _: &str) -> Result<Option<strata_core::SessionNodeRecord>, strata_core::StoreError> { Ok(None) }
-//! #   async fn commit_runtime_state(&self, _: strata_core::RuntimeCommit) -> Result<strata_core::RuntimeCommitResult, strata_core::StoreError> { unimplemented!() }
+//! #   async fn commit_runtime_state(&self, _: strata_core::RuntimeCommit) -> Result<strata_core::RuntimeCommitResult, strata_core::StoreError> { Err(strata_core::StoreError::Unsupported("commit_runtime_state")) }
 //! #   async fn save_session_meta(&self, _: strata_core::SessionMeta) -> Result<(), strata_core::StoreError> { Ok(()) }
 //! #   async fn load_session_meta(&self) -> Result<Option<strata_core::SessionMeta>, strata_core::StoreError> { Ok(None) }
 //! #   async fn tombstone_nodes(&self, _: &[String]) -> Result<(), strata_core::StoreError> { Ok(()) }
@@ -26,7 +26,8 @@
 //!     .layer(PassThrough::named("outer"))
 //!     .layer(PassThrough::named("inner"));
 //! assert_eq!(format!("{builder:?}"), "StoreBuilder[outer → inner]");
-//! let store = builder.build(Backend);
+//! // `Backend` implements `RuntimePersistence` directly, so it is layered behind an `Arc`.
+//! let store = builder.build(std::sync::Arc::new(Backend));
 //! assert_eq!(format!("{store:?}"), "outer → inner → Backend");
 //! ```
 //!
@@ -35,7 +36,13 @@
 //! Implement [`Around`]: one async function that receives the inner store and the call as a
 //! [`Request`], and returns the [`Response`]. [`Decorated`] serves every trait method (provided ones included) through it
 //! via [`Serve`], the single place the methods are forwarded, so a new trait method is one edit
-//! in [`crate::call`], not one per decorator. Any
+//! in [`crate::call`], not one per decorator.
+//!
+//! Layers wrap any [`Serve`] store: Strata's backends, already decorated stores, and `Arc<T>`
+//! or `Box<T>` of any [`RuntimePersistence`]. The inner store is called through
+//! [`Serve::serve`] directly, so a static stack pays no boxed future and no argument
+//! conversion per layer; a store that implements [`RuntimePersistence`] itself is layered as
+//! `Arc::new(store)`. Any
 //! `Around + Clone` value is a [`Layer`]; clone it cheaply (share state behind an `Arc`) so
 //! every store it wraps shares one table, one limiter, one breaker.
 
@@ -65,7 +72,7 @@ pub trait Layer<S> {
 /// decorator variant such as `RetriesExhausted`), and must leave their own state consistent if
 /// the returned future is dropped mid-call.
 pub trait Around: fmt::Debug + Send + Sync {
-    /// Performs `request` against `inner` (usually via [`Request::dispatch`]) with this
+    /// Performs `request` against `inner` (usually `inner.serve(request)`) with this
     /// decorator's behaviour around it.
     fn around<'a, S>(
         &'a self,
@@ -73,10 +80,10 @@ pub trait Around: fmt::Debug + Send + Sync {
         request: Request<'a>,
     ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a
     where
-        S: RuntimePersistence + ?Sized + 'a;
+        S: Serve + ?Sized + 'a;
 }
 
-impl<S: RuntimePersistence, A: Around + Clone> Layer<S> for A {
+impl<S: Serve, A: Around + Clone> Layer<S> for A {
     type Store = Decorated<S, A>;
     fn layer(&self, inner: S) -> Decorated<S, A> {
         Decorated::new(inner, self.clone())
@@ -113,7 +120,7 @@ impl<S: fmt::Debug, A: fmt::Debug> fmt::Debug for Decorated<S, A> {
 }
 
 /// Every call goes through the decorator; the tier is the inner store's.
-impl<S: RuntimePersistence, A: Around> Serve for Decorated<S, A> {
+impl<S: Serve, A: Around> Serve for Decorated<S, A> {
     fn serve<'a>(
         &'a self,
         request: Request<'a>,
@@ -122,7 +129,7 @@ impl<S: RuntimePersistence, A: Around> Serve for Decorated<S, A> {
     }
 
     fn tier(&self) -> DurabilityTier {
-        self.inner.durability_tier()
+        self.inner.tier()
     }
 }
 
@@ -159,9 +166,9 @@ impl Around for PassThrough {
         request: Request<'a>,
     ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a
     where
-        S: RuntimePersistence + ?Sized + 'a,
+        S: Serve + ?Sized + 'a,
     {
-        request.dispatch(inner)
+        inner.serve(request)
     }
 }
 

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use metrics::{Counter, Gauge, Histogram, Label, Unit};
-use strata_core::{Around, Operation, Request, Response, RuntimePersistence, StoreError};
+use strata_core::{Around, Operation, Request, Response, Serve, StoreError};
 
 use crate::call_info::{Figures, Observed, Observer, Outcome};
 
@@ -332,7 +332,7 @@ impl Around for MetricsLayer {
         request: Request<'a>,
     ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a
     where
-        S: RuntimePersistence + ?Sized + 'a,
+        S: Serve + ?Sized + 'a,
     {
         let table = self.table();
         let operation = request.operation();
@@ -340,7 +340,7 @@ impl Around for MetricsLayer {
         let commit = matches!(operation, Operation::CommitRuntimeState)
             .then(|| Box::new(Figures::of_request(&request)));
         let in_flight = InFlight::start(table, operation, commit);
-        Observed::new(request.dispatch(inner), in_flight)
+        Observed::new(inner.serve(request), in_flight)
     }
 }
 
@@ -397,8 +397,8 @@ mod tests {
     use metrics_util::debugging::DebugValue;
     use strata_core::{
         AttachmentManifest, Bytes, DeliveryPolicy, Layer, MergeKey, QueuedWorkBatchDraft,
-        QueuedWorkClaimBoundary, SessionReadScope, SessionStoreFactory, SessionStoreRequest,
-        SlotPolicy, StoreBuilder,
+        QueuedWorkClaimBoundary, RuntimePersistence, SessionReadScope, SessionStoreFactory,
+        SessionStoreRequest, SlotPolicy, StoreBuilder,
     };
     use strata_memory::MemoryStoreFactory;
 

@@ -61,9 +61,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use strata_core::{
-    Around, ErrorClass, Operation, Request, Response, RuntimePersistence, StoreError,
-};
+use strata_core::{Around, ErrorClass, Operation, Request, Response, Serve, StoreError};
 use tracing::field::Empty;
 use tracing::{Level, Span};
 
@@ -192,7 +190,7 @@ impl Around for TracingLayer {
         request: Request<'a>,
     ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a
     where
-        S: RuntimePersistence + ?Sized + 'a,
+        S: Serve + ?Sized + 'a,
     {
         let config = &*self.config;
         let span = new_span(config, &request);
@@ -200,7 +198,7 @@ impl Around for TracingLayer {
         let figures = (!span.is_disabled()).then(|| Box::new(Figures::of_request(&request)));
         let end =
             CallEnd { config, operation: request.operation(), span, figures, finished: false };
-        Observed::new(request.dispatch(inner), end)
+        Observed::new(inner.serve(request), end)
     }
 }
 

@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use strata_core::{Around, Operation, Request, Response, RuntimePersistence, StoreError};
+use strata_core::{Around, Operation, Request, Response, Serve, StoreError};
 
 /// What an armed fault does to one call (see the [module docs](self)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,18 +184,18 @@ impl Around for FaultInjection {
         request: Request<'a>,
     ) -> Result<Response, StoreError>
     where
-        S: RuntimePersistence + ?Sized + 'a,
+        S: Serve + ?Sized + 'a,
     {
         match self.enter(request.operation()) {
-            None => request.dispatch(inner).await,
+            None => inner.serve(request).await,
             Some(Fault::FailBefore(error)) => Err(error),
             Some(Fault::FailAfter(error)) => {
-                request.dispatch(inner).await?;
+                inner.serve(request).await?;
                 Err(error)
             }
             Some(Fault::Delay(delay)) => {
                 tokio::time::sleep(delay).await;
-                request.dispatch(inner).await
+                inner.serve(request).await
             }
             Some(Fault::Hang) => std::future::pending().await,
         }
@@ -268,8 +268,8 @@ mod tests {
         StoreError::Unavailable("injected".into())
     }
 
-    fn wrapped(faults: &FaultInjection) -> Decorated<MetaOnly, FaultInjection> {
-        StoreBuilder::new().layer(faults.clone()).build(MetaOnly::default())
+    fn wrapped(faults: &FaultInjection) -> Decorated<Arc<MetaOnly>, FaultInjection> {
+        StoreBuilder::new().layer(faults.clone()).build(Arc::new(MetaOnly::default()))
     }
 
     #[tokio::test]

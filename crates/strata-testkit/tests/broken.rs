@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use strata_core::{
-    Around, DurabilityTier, Operation, Request, Response, RuntimePersistence, SessionReadScope,
-    StoreBuilder, StoreError,
+    Around, DurabilityTier, Operation, Request, Response, RuntimePersistence, Serve,
+    SessionReadScope, StoreBuilder, StoreError,
 };
 use strata_memory::MemoryStore;
 use strata_testkit::faults::FaultInjection;
@@ -52,13 +52,13 @@ impl Around for Broken {
         request: Request<'a>,
     ) -> Result<Response, StoreError>
     where
-        S: RuntimePersistence + ?Sized + 'a,
+        S: Serve + ?Sized + 'a,
     {
         let is_path =
             matches!(request, Request::LoadSession { scope: SessionReadScope::ActivePath { .. } });
         match (self.0, request) {
             (Bug::PendingIncludesLiveClaims, Request::ListPendingQueuedWork { session_id }) => {
-                Request::ListQueuedWork { session_id }.dispatch(inner).await
+                inner.serve(Request::ListQueuedWork { session_id }).await
             }
             (Bug::VacuumPanics, Request::Vacuum) => panic!("planted vacuum bug"),
             (Bug::TombstonesIgnored, Request::TombstoneNodes { .. })
@@ -74,29 +74,29 @@ impl Around for Broken {
                     lease_ttl_ms,
                 },
             ) => {
-                Request::ClaimReadyQueuedWork {
-                    session_id,
-                    owner_id,
-                    boundary,
-                    lease_ttl_ms,
-                    max_batches: 1,
-                }
-                .dispatch(inner)
-                .await
+                inner
+                    .serve(Request::ClaimReadyQueuedWork {
+                        session_id,
+                        owner_id,
+                        boundary,
+                        lease_ttl_ms,
+                        max_batches: 1,
+                    })
+                    .await
             }
             (Bug::SourceKeyIgnored, Request::EnqueueQueuedWork { mut draft }) => {
                 draft.source_key = None;
-                Request::EnqueueQueuedWork { draft }.dispatch(inner).await
+                inner.serve(Request::EnqueueQueuedWork { draft }).await
             }
             (Bug::ConflictFlattened, request) => {
-                request.dispatch(inner).await.map_err(|error| match error {
+                inner.serve(request).await.map_err(|error| match error {
                     StoreError::HeadRevisionConflict { .. } => {
                         StoreError::Backend(error.to_string())
                     }
                     other => other,
                 })
             }
-            (bug, request) => Ok(corrupt(bug, is_path, request.dispatch(inner).await?)),
+            (bug, request) => Ok(corrupt(bug, is_path, inner.serve(request).await?)),
         }
     }
 }
