@@ -1,10 +1,10 @@
 //! Observability decorators for any Strata store: [`TracingLayer`] (one span per call) and
 //! [`MetricsLayer`] (calls, outcomes, errors, durations, in-flight calls, sizes).
 //!
-//! Both are [`Around`](strata_core::Around) decorators: they wrap any
-//! [`RuntimePersistence`](strata_core::RuntimePersistence) (static or `Arc<dyn …>`), forward
-//! every method through [`Decorated`](strata_core::Decorated) (provided methods and the
-//! manifest included), return the inner store's errors unchanged and report its durability
+//! Both are [`Around`](strata_core::Around) decorators: they wrap any store Strata can layer
+//! (its backends, decorated stores, `Arc<dyn RuntimePersistence>`; see
+//! [`Serve`](strata_core::Serve)), forward every method through
+//! [`Decorated`](strata_core::Decorated) (provided methods and the manifest included), return the inner store's errors unchanged and report its durability
 //! tier. Put tracing outermost, metrics right inside it:
 //!
 //! ```
