@@ -180,6 +180,7 @@
 mod engine;
 pub mod factory;
 pub mod format;
+pub mod graph;
 pub mod ids;
 pub mod options;
 pub mod store;

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use strata_core::{
-    AttachmentIntent, AttachmentManifest, AttachmentManifestEntry, DurabilityTier, GcReport,
+    AttachmentIntent, AttachmentManifest, AttachmentManifestEntry, Bytes, DurabilityTier, GcReport,
     Mutation, PersistedSessionRead, QueuedWorkBatch, QueuedWorkBatchDraft, QueuedWorkClaim,
     QueuedWorkClaimBoundary, Request, Response, RuntimeCommit, RuntimeCommitResult,
     RuntimePersistence, SessionMeta, SessionNodeRecord, SessionReadScope, SessionState, StoreError,
@@ -17,13 +18,33 @@ use strata_core::{
 };
 
 use crate::engine::{self, Engine, Image};
+use crate::graph::{self, GraphSection};
 use crate::ids::{validate_id, validate_ids};
 use crate::options::FileStoreOptions;
 
+/// The snapshot's section is the session graph ([`GraphSection`]): written by compaction from
+/// the stored nodes, opened lazily at open.
 impl Image for SessionState {
     type Mutation = Mutation;
+    type Section = GraphSection;
     fn apply_mutation(&mut self, mutation: &Mutation) {
         self.apply(mutation);
+    }
+    fn seal_section(&mut self, name: &str, offset: u64) -> Result<Bytes, StoreError> {
+        let bytes = Bytes::from(graph::encode(&self.stored_nodes()?)?);
+        self.rebase_graph(Arc::new(GraphSection::in_memory(name, offset, bytes.clone())?));
+        Ok(bytes)
+    }
+    fn open_section(
+        file: &File,
+        name: &str,
+        offset: u64,
+        file_len: u64,
+    ) -> Result<(GraphSection, u64), StoreError> {
+        GraphSection::open(file, name, offset, file_len)
+    }
+    fn attach_section(&mut self, section: GraphSection) {
+        self.rebase_graph(Arc::new(section));
     }
 }
 
