@@ -13,15 +13,18 @@
 //!
 //! # What it is
 //!
-//! A [`FileStore`] keeps the session's whole state in memory as a
-//! [`strata_core::SessionState`] (the single implementation of the contract's semantics) and
-//! makes it durable with a write-ahead log of the state model's resolved
-//! [`Mutation`](strata_core::Mutation)s plus periodic snapshots. A write is:
-//! plan under the store lock (every check of CONTRACT.md runs here; a failed check writes
-//! nothing) → encode the mutation as one checksummed record → write it at the end of the log →
-//! apply it to the image → release the lock → wait until the record is durable → reply. Reads
-//! are served from the image (`load_node` is a hash lookup, an `ActivePath` read follows parent
-//! links: O(path), never O(graph)), and return only once everything they observed is durable.
+//! A [`FileStore`] keeps the session's state as a [`strata_core::SessionState`] (the single
+//! implementation of the contract's semantics) and makes it durable with a write-ahead log of
+//! the state model's resolved [`Mutation`](strata_core::Mutation)s plus periodic snapshots.
+//! Everything but the graph is held in memory. The graph is the last snapshot's **graph
+//! section** (a [`graph::GraphSection`], the state model's `GraphBase`: its id index in memory,
+//! node bodies left in the file and read on demand) under an in-memory overlay of the changes
+//! logged since. A write is: plan under the store lock (every check of CONTRACT.md runs here;
+//! a failed check writes nothing) → encode the mutation as one checksummed record → write it at
+//! the end of the log → apply it to the image → release the lock → wait until the record is
+//! durable → reply. Reads are served from the image (`load_node` is an index lookup plus, for
+//! a snapshot node, one positioned read of its body; an `ActivePath` read follows parent ids:
+//! O(path), never O(graph)), and return only once everything they observed is durable.
 //!
 //! # On-disk layout
 //!
@@ -29,29 +32,50 @@
 //! <root>/                 FileStoreFactory root
 //!   <session id>/         one store (what FileStore::open takes)
 //!     LOCK                held with an exclusive lock by the owning process; never read
-//!     snapshot            file header + one frame: postcard((first_log_gen: u64, SessionState))
+//!     snapshot            file header + graph section + one frame:
+//!                         postcard((first_log_gen: u64, SessionState without its graph))
 //!     log.<N>             file header + frames: postcard(Mutation) each, then zeros
 //!     *.tmp               an interrupted atomic write (never part of the store); removed at open
 //! ```
 //!
-//! # Record format (version 1)
+//! # Record format (version 2)
 //!
 //! All integers little-endian.
 //!
-//! - **File header** (16 bytes): magic `STRATAFS`, format version `u32` (= 1), file kind `u32`
+//! - **File header** (16 bytes): magic `STRATAFS`, format version `u32` (= 2), file kind `u32`
 //!   (1 = log segment, 2 = snapshot).
 //! - **Frame**: payload length `u64`, CRC-32 (IEEE, `crc32fast`) of the payload `u32`, CRC-32
 //!   of the preceding 12 header bytes `u32`, then the payload. The header has its own checksum
 //!   so that a damaged length can never send the reader off to a wrong offset unnoticed.
 //! - **Payloads** are [postcard](https://docs.rs/postcard) encodings of
-//!   `strata_core::state::Mutation` (log) and `(first_log_gen, SessionState)` (snapshot).
+//!   `strata_core::state::Mutation` (log) and `(first_log_gen, SessionState)` (the snapshot's
+//!   closing record; `SessionState`'s serde form leaves the graph out).
+//! - **Graph section** (a snapshot, right after its file header), built for random access:
+//!   - header (40 bytes): magic `STRATAGR`, entry count `u64`, ids length `u64`, bodies
+//!     length `u64`, CRC-32 of the table `u32`, CRC-32 of the preceding 36 header bytes `u32`;
+//!   - the **table**: the entries (24 bytes each, one per stored node, live or tombstoned, in
+//!     insertion order: body offset in the bodies region `u64`, body length `u32`, CRC-32 of the
+//!     body `u32`, id offset in the ids region `u32`, id length `u16`, flags `u16` with bit 0 =
+//!     tombstoned), then the **order** (entry numbers `u32`, sorted by node id bytes: lookups
+//!     are a binary search), then the **ids** region (the node ids, concatenated);
+//!   - the **bodies** region: each entry's node as postcard(`SessionNodeRecord`), back to back
+//!     in entry order.
+//!
+//!   Checksums, chosen so that open costs O(table), not O(file): open reads the header and
+//!   the table (about 30 bytes plus the id per node: 3 MB for 100k nodes against 30 MB of
+//!   bodies), checks both CRCs and that every entry lies inside the section, and reads no
+//!   body. A body is read (one positioned read; one read for a whole `FullGraph`) and checked
+//!   against its entry's CRC only when a read returns it; damage there is reported by that read
+//!   as corrupt data at the body's offset (`snapshot:<offset>`), never skipped.
 //!
 //! **Versioning.** The format version covers the framing *and* the serde shape of the state
 //! model's types (postcard is not self-describing: adding a field to a core state type changes
 //! the encoding and must bump [`format::FORMAT_VERSION`]). A file with a newer version fails
 //! to open with [`StoreError::UnsupportedRecordSchemaVersion`](strata_core::StoreError) naming
 //! the file kind (`strata-file log` / `strata-file snapshot`), the version found and the
-//! version this build reads; nothing is modified.
+//! version this build reads; nothing is modified. Version 2 changed only the snapshot (the
+//! graph section): log segments of version 1 are read as they are, a version-1 snapshot is
+//! refused with that error.
 //!
 //! # Durability and sync policies
 //!
@@ -99,8 +123,12 @@
 //! 1. `fdatasync` the current segment `log.N`;
 //! 2. create `log.N+1` (temp file, fsync, rename, fsync directory) and switch appends to it;
 //! 3. encode the image (under the store lock: readers wait for the encoding only, which is
-//!    linear in the state size) and write the snapshot (temp, fsync, rename, fsync directory)
-//!    naming `N+1` as its first segment;
+//!    linear in the state size: every stored node is materialized and written into a new graph
+//!    section, on which the in-memory image is rebased, then the rest of the state is encoded)
+//!    and write the snapshot (temp, fsync, rename, fsync directory) naming `N+1` as its first
+//!    segment. The image keeps the new section's bytes in memory until the next open (so its
+//!    memory use after a compaction is the graph's encoded size, as with version 1; after an
+//!    open it is the section's table only);
 //! 4. delete segments older than `N+1`.
 //!
 //! A crash before step 3 completes leaves the old snapshot, which replays `log.N` and

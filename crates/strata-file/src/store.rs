@@ -160,7 +160,8 @@ impl FileStore {
         self.engine.options().clock.now_ms()
     }
 
-    /// Serves a read from the in-memory image (an index lookup or a path walk; no I/O).
+    /// Serves a read from the image (an index lookup or a path walk; node bodies of the
+    /// snapshot's graph section are read from the file, only those the read returns).
     fn read(&self, request: Request<'_>) -> Result<Response, StoreError> {
         let now_ms = self.now_ms();
         self.engine.read(|state| state.read(&request, now_ms))?
