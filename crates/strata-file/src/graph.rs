@@ -8,6 +8,7 @@
 //! each body checked against its own CRC. Built by a compaction, it holds the whole section in
 //! memory (the bytes it has just written).
 
+use std::collections::HashMap;
 use std::fs::File;
 
 use strata_core::state::GraphBase;
@@ -21,11 +22,19 @@ pub const SECTION_MAGIC: [u8; 8] = *b"STRATAGR";
 /// header CRC.
 pub const SECTION_HEADER_LEN: usize = 40;
 /// Size of one entry of the entry table.
-pub const ENTRY_LEN: usize = 24;
+pub const ENTRY_LEN: usize = 32;
 /// Size of one element of the sorted-order table (an entry number).
 pub const ORDER_LEN: usize = 4;
 /// Entry flag: the node was tombstoned when the section was written.
 const FLAG_TOMBSTONED: u16 = 1;
+/// Entry flag: the node has a parent id (at `parent_offset` in the ids region).
+const FLAG_PARENT: u16 = 2;
+/// A batch read covers the span from its first to its last body in one read when the span
+/// is at most this many times the bytes wanted (plus [`READ_SPAN_SLACK`]); else one read per
+/// body.
+const READ_SPAN_FACTOR: u64 = 4;
+/// See [`READ_SPAN_FACTOR`].
+const READ_SPAN_SLACK: u64 = 64 * 1024;
 
 /// Where a section's node bodies are.
 #[derive(Debug)]
@@ -45,6 +54,8 @@ struct Entry {
     id_offset: u32,
     id_len: u16,
     flags: u16,
+    parent_offset: u32,
+    parent_len: u16,
 }
 
 /// A graph section: the graph of one snapshot (see the module docs).
@@ -80,22 +91,45 @@ pub fn encode(nodes: &[(SessionNodeRecord, bool)]) -> Result<Vec<u8>, StoreError
     let count = nodes.len();
     let too_large = || StoreError::InvalidInput("graph too large for one snapshot".into());
     u32::try_from(count).map_err(|_| too_large())?;
-    let mut entries = Vec::with_capacity(count * ENTRY_LEN);
+    let offset = |len: usize| u32::try_from(len).map_err(|_| too_large());
+    let length = |len: usize| u16::try_from(len).map_err(|_| too_large());
+    // The ids region: every node's id, then the parent ids that name no node of the section
+    // (a parent id naming one points at that node's id).
     let mut ids = Vec::new();
+    let mut id_offsets: HashMap<&str, u32> = HashMap::with_capacity(count);
+    for (node, _) in nodes {
+        id_offsets.insert(&node.node_id, offset(ids.len())?);
+        ids.extend_from_slice(node.node_id.as_bytes());
+    }
+    let mut entries = Vec::with_capacity(count * ENTRY_LEN);
     let mut bodies = Vec::new();
     for (node, tombstoned) in nodes {
         let body = format::encode(node)?;
+        let mut flags = if *tombstoned { FLAG_TOMBSTONED } else { 0 };
+        let (parent_offset, parent_len) = match &node.parent_node_id {
+            None => (0, 0),
+            Some(parent) => {
+                flags |= FLAG_PARENT;
+                let at = match id_offsets.get(parent.as_str()) {
+                    Some(&at) => at,
+                    None => {
+                        let at = offset(ids.len())?;
+                        ids.extend_from_slice(parent.as_bytes());
+                        at
+                    }
+                };
+                (at, length(parent.len())?)
+            }
+        };
         entries.extend_from_slice(&(bodies.len() as u64).to_le_bytes());
-        entries
-            .extend_from_slice(&u32::try_from(body.len()).map_err(|_| too_large())?.to_le_bytes());
+        entries.extend_from_slice(&offset(body.len())?.to_le_bytes());
         entries.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        entries
-            .extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_large())?.to_le_bytes());
-        let id_len = u16::try_from(node.node_id.len()).map_err(|_| too_large())?;
-        entries.extend_from_slice(&id_len.to_le_bytes());
-        let flags = if *tombstoned { FLAG_TOMBSTONED } else { 0 };
+        entries.extend_from_slice(&id_offsets[node.node_id.as_str()].to_le_bytes());
+        entries.extend_from_slice(&length(node.node_id.len())?.to_le_bytes());
         entries.extend_from_slice(&flags.to_le_bytes());
-        ids.extend_from_slice(node.node_id.as_bytes());
+        entries.extend_from_slice(&parent_offset.to_le_bytes());
+        entries.extend_from_slice(&parent_len.to_le_bytes());
+        entries.extend_from_slice(&[0, 0]);
         bodies.extend_from_slice(&body);
     }
     let mut order: Vec<u32> = (0..count as u32).collect();
@@ -210,7 +244,8 @@ impl GraphSection {
         for index in 0..self.count {
             let entry = self.entry(index);
             let id_end = u64::from(entry.id_offset) + u64::from(entry.id_len);
-            if id_end > ids_len || entry.body_offset != body_end {
+            let parent_end = u64::from(entry.parent_offset) + u64::from(entry.parent_len);
+            if id_end > ids_len || parent_end > ids_len || entry.body_offset != body_end {
                 let at = self.table_offset + (index * ENTRY_LEN) as u64;
                 return Err(corrupt(&self.file, at, "graph entry points outside the section"));
             }
@@ -237,6 +272,8 @@ impl GraphSection {
             id_offset: u32_at(bytes, 16),
             id_len: u16_at(bytes, 20),
             flags: u16_at(bytes, 22),
+            parent_offset: u32_at(bytes, 24),
+            parent_len: u16_at(bytes, 28),
         }
     }
 
@@ -245,9 +282,14 @@ impl GraphSection {
         u32_at(&self.table, self.count * ENTRY_LEN + rank * ORDER_LEN) as usize
     }
 
+    /// `len` bytes at `offset` of the ids region.
+    fn ids(&self, offset: u32, len: u16) -> &[u8] {
+        let start = self.count * (ENTRY_LEN + ORDER_LEN) + offset as usize;
+        &self.table[start..start + len as usize]
+    }
+
     fn id(&self, entry: &Entry) -> &[u8] {
-        let start = self.count * (ENTRY_LEN + ORDER_LEN) + entry.id_offset as usize;
-        &self.table[start..start + entry.id_len as usize]
+        self.ids(entry.id_offset, entry.id_len)
     }
 
     /// `len` bytes of the bodies region from `start` (one positioned read from the file).
@@ -308,24 +350,34 @@ impl GraphBase for GraphSection {
         self.entry(entry).flags & FLAG_TOMBSTONED != 0
     }
 
-    fn node(&self, entry: usize) -> Result<SessionNodeRecord, StoreError> {
-        let entry = self.entry(entry);
-        let bytes = self.read_bodies(entry.body_offset, u64::from(entry.body_len))?;
-        self.decode(&entry, &bytes, entry.body_offset)
+    fn parent_id(&self, index: usize) -> Result<Option<&str>, StoreError> {
+        let entry = self.entry(index);
+        if entry.flags & FLAG_PARENT == 0 {
+            return Ok(None);
+        }
+        let bytes = self.ids(entry.parent_offset, entry.parent_len);
+        std::str::from_utf8(bytes).map(Some).map_err(|_| {
+            let at = self.table_offset + (index * ENTRY_LEN) as u64;
+            corrupt(&self.file, at, "graph entry's parent id is not UTF-8")
+        })
     }
 
-    fn nodes(
-        &self,
-        keep: &mut dyn FnMut(usize) -> bool,
-    ) -> Result<Vec<SessionNodeRecord>, StoreError> {
-        let kept: Vec<Entry> =
-            (0..self.count).filter(|&index| keep(index)).map(|index| self.entry(index)).collect();
-        let (Some(first), Some(last)) = (kept.first(), kept.last()) else {
-            return Ok(Vec::new());
-        };
-        // Bodies follow one another in entry order (checked at open): one read covers them.
-        let start = first.body_offset;
-        let bytes = self.read_bodies(start, last.body_offset + u64::from(last.body_len) - start)?;
-        kept.iter().map(|entry| self.decode(entry, &bytes, start)).collect()
+    fn nodes_at(&self, entries: &[usize]) -> Result<Vec<SessionNodeRecord>, StoreError> {
+        let entries: Vec<Entry> = entries.iter().map(|&index| self.entry(index)).collect();
+        let start = entries.iter().map(|entry| entry.body_offset).min().unwrap_or(0);
+        let end = entries.iter().map(|e| e.body_offset + u64::from(e.body_len)).max().unwrap_or(0);
+        let wanted: u64 = entries.iter().map(|entry| u64::from(entry.body_len)).sum();
+        if end - start <= wanted * READ_SPAN_FACTOR + READ_SPAN_SLACK {
+            let bytes = self.read_bodies(start, end - start)?;
+            entries.iter().map(|entry| self.decode(entry, &bytes, start)).collect()
+        } else {
+            entries
+                .iter()
+                .map(|entry| {
+                    let bytes = self.read_bodies(entry.body_offset, u64::from(entry.body_len))?;
+                    self.decode(entry, &bytes, entry.body_offset)
+                })
+                .collect()
+        }
     }
 }

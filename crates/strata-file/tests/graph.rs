@@ -33,7 +33,7 @@ fn append(nodes: Vec<SessionNodeRecord>) -> RuntimeCommit {
     }
 }
 
-const IDS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "x", "y"];
+const IDS: [&str; 9] = ["a", "b", "c", "d", "e", "f", "x", "y", "z"];
 
 /// Every graph read: the full graph, the active path of each id, each node.
 async fn reads(store: &dyn RuntimePersistence) -> Vec<String> {
@@ -56,7 +56,13 @@ fn a_graph_split_between_snapshot_and_log_reads_as_one() {
     run(async {
         let memory = MemoryStore::new();
         let steps: Vec<RuntimeCommit> = vec![
-            append(vec![node("a", None), node("b", Some("a")), node("c", Some("b"))]),
+            // `z`'s parent is appended only at step 3 (after `z` is in a snapshot).
+            append(vec![
+                node("a", None),
+                node("b", Some("a")),
+                node("z", Some("y")),
+                node("c", Some("b")),
+            ]),
             append(vec![node("x", None)]),
             append(vec![node("d", Some("c")), node("e", Some("d"))]),
             append(vec![node("x", Some("a")), node("y", Some("x"))]),

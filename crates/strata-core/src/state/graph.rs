@@ -23,9 +23,10 @@ use crate::types::SessionNodeRecord;
 /// Immutable node storage under a graph's overlay, addressed by entry number
 /// (`0..entry_count()`, in insertion order). Implemented by durable backends.
 ///
-/// Lookups and tombstone flags must be cheap (an index in memory); node bodies may be read on
-/// demand, so materializing fails with the backend's error (`CorruptData` naming the file and
-/// offset of a damaged body).
+/// Lookups, tombstone flags and parent ids must be cheap (an index in memory): an active path
+/// is walked with them alone, and only then are its nodes materialized, in one batch. Node
+/// bodies may be read on demand, so materializing fails with the backend's error
+/// (`CorruptData` naming the file and offset of a damaged body).
 pub trait GraphBase: Send + Sync + fmt::Debug {
     /// Number of entries, live and tombstoned.
     fn entry_count(&self) -> usize;
@@ -33,14 +34,10 @@ pub trait GraphBase: Send + Sync + fmt::Debug {
     fn find(&self, node_id: &str) -> Option<usize>;
     /// Whether `entry` was tombstoned when the base was written.
     fn tombstoned(&self, entry: usize) -> bool;
-    /// Materializes the node of `entry`.
-    fn node(&self, entry: usize) -> Result<SessionNodeRecord, StoreError>;
-    /// Materializes every entry for which `keep` holds, in entry order (one pass over the
-    /// storage, for full-graph reads).
-    fn nodes(
-        &self,
-        keep: &mut dyn FnMut(usize) -> bool,
-    ) -> Result<Vec<SessionNodeRecord>, StoreError>;
+    /// The `parent_node_id` of `entry`'s node (without materializing it).
+    fn parent_id(&self, entry: usize) -> Result<Option<&str>, StoreError>;
+    /// Materializes the nodes of `entries`, in that order.
+    fn nodes_at(&self, entries: &[usize]) -> Result<Vec<SessionNodeRecord>, StoreError>;
 }
 
 /// What became of a base entry since the base was written.
@@ -128,7 +125,7 @@ impl GraphState {
         match self.live(node_id) {
             None => Ok(None),
             Some(Live::Overlay(node)) => Ok(Some(node.clone())),
-            Some(Live::Base(base, entry)) => base.node(entry).map(Some),
+            Some(Live::Base(base, entry)) => Ok(base.nodes_at(&[entry])?.pop()),
         }
     }
 
@@ -191,7 +188,11 @@ impl GraphState {
     /// Every live node, in insertion order.
     pub(super) fn live_nodes(&self) -> Result<Vec<SessionNodeRecord>, StoreError> {
         let mut nodes = match self.base.as_deref() {
-            Some(base) => base.nodes(&mut |entry| self.base_live(base, entry))?,
+            Some(base) => {
+                let entries: Vec<usize> =
+                    (0..base.entry_count()).filter(|&e| self.base_live(base, e)).collect();
+                base.nodes_at(&entries)?
+            }
             None => Vec::new(),
         };
         nodes.extend(self.slots.values().filter(|slot| !slot.tombstoned).map(|s| s.node.clone()));
@@ -203,14 +204,11 @@ impl GraphState {
     pub(super) fn stored_nodes(&self) -> Result<Vec<(SessionNodeRecord, bool)>, StoreError> {
         let mut stored = Vec::new();
         if let Some(base) = self.base.as_deref() {
-            let mut flags = Vec::new();
-            let nodes = base.nodes(&mut |entry| {
-                let kept = self.hidden.get(&entry) != Some(&Hidden::Removed);
-                if kept {
-                    flags.push(self.base_tombstoned(base, entry));
-                }
-                kept
-            })?;
+            let entries: Vec<usize> = (0..base.entry_count())
+                .filter(|entry| self.hidden.get(entry) != Some(&Hidden::Removed))
+                .collect();
+            let nodes = base.nodes_at(&entries)?;
+            let flags = entries.iter().map(|&entry| self.base_tombstoned(base, entry));
             stored.extend(nodes.into_iter().zip(flags));
         }
         stored.extend(self.slots.values().map(|slot| (slot.node.clone(), slot.tombstoned)));
@@ -223,25 +221,48 @@ impl GraphState {
         *self = Self { base: Some(base), next_slot: self.next_slot, ..Self::default() };
     }
 
-    /// The ancestry of `leaf`, root → leaf; stops at a missing or tombstoned parent.
+    /// The ancestry of `leaf`, root → leaf; stops at a missing or tombstoned parent. Walked
+    /// over ids and parent ids alone, then the base nodes of the path are materialized in one
+    /// batch.
     pub(super) fn active_path(&self, leaf: &str) -> Result<Vec<SessionNodeRecord>, StoreError> {
         let stored = self.base.as_deref().map_or(0, |base| base.entry_count()) + self.slots.len();
-        let mut path: Vec<SessionNodeRecord> = Vec::new();
-        let mut next = self.load(leaf)?;
-        while let Some(node) = next {
-            if path.len() > stored {
+        let mut chain: Vec<Live<'_>> = Vec::new();
+        let mut next = self.live(leaf);
+        while let Some(live) = next {
+            if chain.len() > stored {
                 return Err(StoreError::CorruptData {
-                    location: format!("node {}", node.node_id),
-                    detail: "parent chain forms a cycle".into(),
+                    location: format!("node {leaf}"),
+                    detail: "its parent chain forms a cycle".into(),
                 });
             }
-            next = match &node.parent_node_id {
-                Some(parent) => self.load(parent)?,
-                None => None,
+            let parent = match &live {
+                Live::Overlay(node) => node.parent_node_id.as_deref(),
+                Live::Base(base, entry) => base.parent_id(*entry)?,
             };
-            path.push(node);
+            next = parent.and_then(|parent| self.live(parent));
+            chain.push(live);
         }
-        path.reverse();
-        Ok(path)
+        chain.reverse();
+        let entries: Vec<usize> = chain
+            .iter()
+            .filter_map(|live| match live {
+                Live::Base(_, entry) => Some(*entry),
+                Live::Overlay(_) => None,
+            })
+            .collect();
+        let mut from_base = match self.base.as_deref() {
+            Some(base) if !entries.is_empty() => base.nodes_at(&entries)?,
+            _ => Vec::new(),
+        }
+        .into_iter();
+        chain
+            .into_iter()
+            .map(|live| match live {
+                Live::Overlay(node) => Ok(node.clone()),
+                Live::Base(..) => from_base.next().ok_or_else(|| {
+                    StoreError::Backend("graph base returned fewer nodes than asked".into())
+                }),
+            })
+            .collect()
     }
 }

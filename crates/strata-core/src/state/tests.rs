@@ -524,14 +524,11 @@ impl GraphBase for VecBase {
     fn tombstoned(&self, entry: usize) -> bool {
         self.0[entry].1
     }
-    fn node(&self, entry: usize) -> Result<SessionNodeRecord, StoreError> {
-        Ok(self.0[entry].0.clone())
+    fn parent_id(&self, entry: usize) -> Result<Option<&str>, StoreError> {
+        Ok(self.0[entry].0.parent_node_id.as_deref())
     }
-    fn nodes(
-        &self,
-        keep: &mut dyn FnMut(usize) -> bool,
-    ) -> Result<Vec<SessionNodeRecord>, StoreError> {
-        Ok((0..self.0.len()).filter(|&e| keep(e)).map(|e| self.0[e].0.clone()).collect())
+    fn nodes_at(&self, entries: &[usize]) -> Result<Vec<SessionNodeRecord>, StoreError> {
+        Ok(entries.iter().map(|&e| self.0[e].0.clone()).collect())
     }
 }
 
