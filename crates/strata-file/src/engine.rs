@@ -1,6 +1,6 @@
-//! The durability engine: an in-memory image made durable by a checksummed log of mutations,
-//! group-committed `fdatasync`, snapshots with crash-safe compaction, recovery at open, and the
-//! process lock.
+//! The durability engine: an image (in memory, but for the section of the last snapshot it
+//! reads lazily) made durable by a checksummed log of mutations, group-committed `fdatasync`,
+//! snapshots with crash-safe compaction, recovery at open, and the process lock.
 //!
 //! Generic over the [`Image`] (the store uses `strata_core::state::SessionState`), so the
 //! engine knows nothing of sessions: it plans under a lock, logs, applies, and acknowledges

@@ -17,7 +17,7 @@
 //!
 //! The in-memory backend plans and applies under one lock ([`SessionState::execute`]); the
 //! file backend plans, appends the serialized mutation to its log, then applies it to its
-//! in-memory image.
+//! image (whose graph sits on a base read lazily from its last snapshot: see [`GraphBase`]).
 //!
 //! # Costs
 //!
