@@ -8,10 +8,11 @@
 //! each body checked against its own CRC. Built by a compaction, it holds the whole section in
 //! memory (the bytes it has just written).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 
-use strata_core::state::GraphBase;
+use strata_core::state::{GraphBase, StoredGraph, StoredNode};
 use strata_core::{Bytes, SessionNodeRecord, StoreError};
 
 use crate::format::{self, corrupt, read_at};
@@ -70,6 +71,8 @@ pub struct GraphSection {
     table_offset: u64,
     /// File offset of the bodies region.
     bodies_offset: u64,
+    /// Length of the bodies region.
+    bodies_len: u64,
     bodies: Bodies,
 }
 
@@ -85,10 +88,62 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Encodes `nodes` (every stored node with its tombstone flag, in insertion order) as a graph
-/// section.
-pub fn encode(nodes: &[(SessionNodeRecord, bool)]) -> Result<Vec<u8>, StoreError> {
-    let count = nodes.len();
+/// One node as the section writer takes it.
+struct Part<'a> {
+    id: &'a [u8],
+    parent: Option<&'a [u8]>,
+    body: Cow<'a, [u8]>,
+    body_crc: u32,
+    tombstoned: bool,
+}
+
+/// Encodes `graph` (every stored node, in insertion order) as a graph section. Entries of the
+/// current base (a section this module made) are copied as they are, body and checksum
+/// included, without being decoded; overlay nodes are encoded.
+pub fn encode(graph: &StoredGraph<'_>) -> Result<Vec<u8>, StoreError> {
+    let foreign = || StoreError::Backend("the graph base was not made by strata-file".into());
+    let section = match graph.base {
+        Some(base) => Some(base.as_any().downcast_ref::<GraphSection>().ok_or_else(foreign)?),
+        None => None,
+    };
+    let base_bodies = match section {
+        Some(section) => section.read_bodies(0, section.bodies_len)?,
+        None => Bytes::new(),
+    };
+    let mut parts = Vec::with_capacity(graph.nodes.len());
+    for stored in &graph.nodes {
+        parts.push(match *stored {
+            StoredNode::Base { entry, tombstoned } => {
+                let section = section.ok_or_else(foreign)?;
+                let entry = section.entry(entry);
+                let start = entry.body_offset as usize;
+                Part {
+                    id: section.id(&entry),
+                    parent: (entry.flags & FLAG_PARENT != 0)
+                        .then(|| section.ids(entry.parent_offset, entry.parent_len)),
+                    body: Cow::Borrowed(&base_bodies[start..start + entry.body_len as usize]),
+                    body_crc: entry.body_crc,
+                    tombstoned,
+                }
+            }
+            StoredNode::Overlay { node, tombstoned } => {
+                let body = format::encode(node)?;
+                Part {
+                    id: node.node_id.as_bytes(),
+                    parent: node.parent_node_id.as_deref().map(str::as_bytes),
+                    body_crc: crc32fast::hash(&body),
+                    body: Cow::Owned(body),
+                    tombstoned,
+                }
+            }
+        });
+    }
+    write_section(&parts)
+}
+
+/// Lays `parts` out as a graph section.
+fn write_section(parts: &[Part<'_>]) -> Result<Vec<u8>, StoreError> {
+    let count = parts.len();
     let too_large = || StoreError::InvalidInput("graph too large for one snapshot".into());
     u32::try_from(count).map_err(|_| too_large())?;
     let offset = |len: usize| u32::try_from(len).map_err(|_| too_large());
@@ -96,25 +151,24 @@ pub fn encode(nodes: &[(SessionNodeRecord, bool)]) -> Result<Vec<u8>, StoreError
     // The ids region: every node's id, then the parent ids that name no node of the section
     // (a parent id naming one points at that node's id).
     let mut ids = Vec::new();
-    let mut id_offsets: HashMap<&str, u32> = HashMap::with_capacity(count);
-    for (node, _) in nodes {
-        id_offsets.insert(&node.node_id, offset(ids.len())?);
-        ids.extend_from_slice(node.node_id.as_bytes());
+    let mut id_offsets: HashMap<&[u8], u32> = HashMap::with_capacity(count);
+    for part in parts {
+        id_offsets.insert(part.id, offset(ids.len())?);
+        ids.extend_from_slice(part.id);
     }
     let mut entries = Vec::with_capacity(count * ENTRY_LEN);
     let mut bodies = Vec::new();
-    for (node, tombstoned) in nodes {
-        let body = format::encode(node)?;
-        let mut flags = if *tombstoned { FLAG_TOMBSTONED } else { 0 };
-        let (parent_offset, parent_len) = match &node.parent_node_id {
+    for part in parts {
+        let mut flags = if part.tombstoned { FLAG_TOMBSTONED } else { 0 };
+        let (parent_offset, parent_len) = match part.parent {
             None => (0, 0),
             Some(parent) => {
                 flags |= FLAG_PARENT;
-                let at = match id_offsets.get(parent.as_str()) {
+                let at = match id_offsets.get(parent) {
                     Some(&at) => at,
                     None => {
                         let at = offset(ids.len())?;
-                        ids.extend_from_slice(parent.as_bytes());
+                        ids.extend_from_slice(parent);
                         at
                     }
                 };
@@ -122,18 +176,18 @@ pub fn encode(nodes: &[(SessionNodeRecord, bool)]) -> Result<Vec<u8>, StoreError
             }
         };
         entries.extend_from_slice(&(bodies.len() as u64).to_le_bytes());
-        entries.extend_from_slice(&offset(body.len())?.to_le_bytes());
-        entries.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        entries.extend_from_slice(&id_offsets[node.node_id.as_str()].to_le_bytes());
-        entries.extend_from_slice(&length(node.node_id.len())?.to_le_bytes());
+        entries.extend_from_slice(&offset(part.body.len())?.to_le_bytes());
+        entries.extend_from_slice(&part.body_crc.to_le_bytes());
+        entries.extend_from_slice(&id_offsets[part.id].to_le_bytes());
+        entries.extend_from_slice(&length(part.id.len())?.to_le_bytes());
         entries.extend_from_slice(&flags.to_le_bytes());
         entries.extend_from_slice(&parent_offset.to_le_bytes());
         entries.extend_from_slice(&parent_len.to_le_bytes());
         entries.extend_from_slice(&[0, 0]);
-        bodies.extend_from_slice(&body);
+        bodies.extend_from_slice(&part.body);
     }
     let mut order: Vec<u32> = (0..count as u32).collect();
-    order.sort_unstable_by(|&a, &b| nodes[a as usize].0.node_id.cmp(&nodes[b as usize].0.node_id));
+    order.sort_unstable_by_key(|&entry| parts[entry as usize].id);
     let mut table = entries;
     table.reserve(count * ORDER_LEN + ids.len());
     order.iter().for_each(|entry| table.extend_from_slice(&entry.to_le_bytes()));
@@ -207,9 +261,10 @@ impl GraphSection {
             table: Bytes::from(table),
             table_offset,
             bodies_offset: table_offset + table_len,
+            bodies_len,
             bodies: Bodies::File(handle),
         };
-        section.check_table(bodies_len)?;
+        section.check_table()?;
         Ok((section, end - offset))
     }
 
@@ -229,16 +284,17 @@ impl GraphSection {
             table: bytes.slice(SECTION_HEADER_LEN..table_end as usize),
             table_offset: offset + SECTION_HEADER_LEN as u64,
             bodies_offset: offset + table_end,
+            bodies_len,
             bodies: Bodies::Memory(bytes.slice(table_end as usize..)),
         };
-        section.check_table(bodies_len)?;
+        section.check_table()?;
         Ok(section)
     }
 
     /// Checks every entry's id lies inside the ids region, the bodies follow one another in
     /// entry order and fill the bodies region, and the sorted order names entries: later
     /// lookups and reads cannot index out of bounds.
-    fn check_table(&self, bodies_len: u64) -> Result<(), StoreError> {
+    fn check_table(&self) -> Result<(), StoreError> {
         let ids_len = (self.table.len() - self.count * (ENTRY_LEN + ORDER_LEN)) as u64;
         let mut body_end = 0u64;
         for index in 0..self.count {
@@ -251,7 +307,7 @@ impl GraphSection {
             }
             body_end += u64::from(entry.body_len);
         }
-        if body_end != bodies_len {
+        if body_end != self.bodies_len {
             return Err(corrupt(&self.file, self.table_offset, "graph bodies length mismatch"));
         }
         for rank in 0..self.count {
@@ -360,6 +416,10 @@ impl GraphBase for GraphSection {
             let at = self.table_offset + (index * ENTRY_LEN) as u64;
             corrupt(&self.file, at, "graph entry's parent id is not UTF-8")
         })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn nodes_at(&self, entries: &[usize]) -> Result<Vec<SessionNodeRecord>, StoreError> {

@@ -132,12 +132,13 @@
 //! 1. `fdatasync` the current segment `log.N`;
 //! 2. create `log.N+1` (temp file, fsync, rename, fsync directory) and switch appends to it;
 //! 3. encode the image (under the store lock: readers wait for the encoding only, which is
-//!    linear in the state size: every stored node is materialized and written into a new graph
-//!    section, on which the in-memory image is rebased, then the rest of the state is encoded)
+//!    linear in the state size: a new graph section is built, the old section's entries copied
+//!    as they are (bodies and checksums, without decoding) and the overlay's nodes encoded;
+//!    the image is rebased on it; then the rest of the state is encoded)
 //!    and write the snapshot (temp, fsync, rename, fsync directory) naming `N+1` as its first
-//!    segment. The image keeps the new section's bytes in memory until the next open (so its
-//!    memory use after a compaction is the graph's encoded size, as with version 1; after an
-//!    open it is the section's table only);
+//!    segment. The image keeps the new section's bytes in memory until the next open (so
+//!    after a compaction the graph takes its encoded size in memory, less than version 1's
+//!    decoded image; after an open, the section's table only);
 //! 4. delete segments older than `N+1`.
 //!
 //! A crash before step 3 completes leaves the old snapshot, which replays `log.N` and

@@ -31,7 +31,7 @@ impl Image for SessionState {
         self.apply(mutation);
     }
     fn seal_section(&mut self, name: &str, offset: u64) -> Result<Bytes, StoreError> {
-        let bytes = Bytes::from(graph::encode(&self.stored_nodes()?)?);
+        let bytes = Bytes::from(graph::encode(&self.stored_graph())?);
         self.rebase_graph(Arc::new(GraphSection::in_memory(name, offset, bytes.clone())?));
         Ok(bytes)
     }

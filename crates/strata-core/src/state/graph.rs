@@ -5,12 +5,14 @@
 //! The in-memory backend never has a base: its whole graph is overlay. The file backend puts
 //! the graph of its last snapshot in a base (see `strata-file`'s graph section), so that
 //! opening a store does not decode every node; compaction writes a new base from
-//! [`GraphState::stored_nodes`] and installs it with [`GraphState::rebase`].
+//! [`GraphState::stored`] (base entries are named, not materialized, so that the backend that
+//! wrote them can copy them as they are) and installs it with [`GraphState::rebase`].
 //!
 //! Insertion order is base entries first (in entry order), then overlay slots: a base is
 //! always older than its overlay. A node id lives in at most one place: inserting an id whose
 //! base entry is tombstoned marks that entry removed.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +40,37 @@ pub trait GraphBase: Send + Sync + fmt::Debug {
     fn parent_id(&self, entry: usize) -> Result<Option<&str>, StoreError>;
     /// Materializes the nodes of `entries`, in that order.
     fn nodes_at(&self, entries: &[usize]) -> Result<Vec<SessionNodeRecord>, StoreError>;
+    /// The base as `Any`, so that the backend that made it can recognize it (and copy its
+    /// entries into a new base without decoding them).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// One stored node (live or tombstoned) of a graph, as a new base must hold it.
+#[derive(Clone, Copy, Debug)]
+pub enum StoredNode<'a> {
+    /// Entry `entry` of the graph's current base.
+    Base {
+        /// The entry number.
+        entry: usize,
+        /// Whether the node is tombstoned now.
+        tombstoned: bool,
+    },
+    /// A node of the overlay.
+    Overlay {
+        /// The node.
+        node: &'a SessionNodeRecord,
+        /// Whether the node is tombstoned now.
+        tombstoned: bool,
+    },
+}
+
+/// Every stored node of a graph, in insertion order: what a new base must hold.
+#[derive(Debug)]
+pub struct StoredGraph<'a> {
+    /// The current base, which [`StoredNode::Base`] entries refer to.
+    pub base: Option<&'a dyn GraphBase>,
+    /// The nodes, in insertion order.
+    pub nodes: Vec<StoredNode<'a>>,
 }
 
 /// What became of a base entry since the base was written.
@@ -199,23 +232,30 @@ impl GraphState {
         Ok(nodes)
     }
 
-    /// Every stored node, tombstoned ones included, in insertion order, with its tombstone
-    /// flag: what a new base must hold.
-    pub(super) fn stored_nodes(&self) -> Result<Vec<(SessionNodeRecord, bool)>, StoreError> {
-        let mut stored = Vec::new();
-        if let Some(base) = self.base.as_deref() {
-            let entries: Vec<usize> = (0..base.entry_count())
-                .filter(|entry| self.hidden.get(entry) != Some(&Hidden::Removed))
-                .collect();
-            let nodes = base.nodes_at(&entries)?;
-            let flags = entries.iter().map(|&entry| self.base_tombstoned(base, entry));
-            stored.extend(nodes.into_iter().zip(flags));
+    /// Every stored node, tombstoned ones included, in insertion order (base entries named,
+    /// not materialized).
+    pub(super) fn stored(&self) -> StoredGraph<'_> {
+        let base = self.base.as_deref();
+        let mut nodes = Vec::new();
+        if let Some(base) = base {
+            nodes.extend(
+                (0..base.entry_count())
+                    .filter(|entry| self.hidden.get(entry) != Some(&Hidden::Removed))
+                    .map(|entry| StoredNode::Base {
+                        entry,
+                        tombstoned: self.base_tombstoned(base, entry),
+                    }),
+            );
         }
-        stored.extend(self.slots.values().map(|slot| (slot.node.clone(), slot.tombstoned)));
-        Ok(stored)
+        nodes.extend(
+            self.slots
+                .values()
+                .map(|slot| StoredNode::Overlay { node: &slot.node, tombstoned: slot.tombstoned }),
+        );
+        StoredGraph { base, nodes }
     }
 
-    /// Replaces the graph by `base`, which holds exactly what [`Self::stored_nodes`] returned
+    /// Replaces the graph by `base`, which holds exactly what [`Self::stored`] described
     /// (or, at open, what the snapshot's graph section holds).
     pub(super) fn rebase(&mut self, base: Arc<dyn GraphBase>) {
         *self = Self { base: Some(base), next_slot: self.next_slot, ..Self::default() };

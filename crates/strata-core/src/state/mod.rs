@@ -39,7 +39,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use graph::GraphBase;
+pub use graph::{GraphBase, StoredGraph, StoredNode};
 pub use manifest::{ManifestMutation, ManifestState};
 pub use queue::{ClaimHold, QueueMutation, QueueState, StoredBatch};
 
@@ -147,7 +147,7 @@ pub enum Mutation {
 /// Everything one store holds (see the module docs for the plan/apply discipline).
 ///
 /// Its serde form holds everything **but the graph**: a durable backend stores the graph
-/// separately, from [`SessionState::stored_nodes`], and puts it back as a [`GraphBase`] with
+/// separately, from [`SessionState::stored_graph`], and puts it back as a [`GraphBase`] with
 /// [`SessionState::rebase_graph`] (see the graph module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionState {
@@ -275,14 +275,14 @@ impl SessionState {
         self.graph.load(node_id)
     }
 
-    /// Every stored node, tombstoned ones included, in insertion order, with its tombstone
-    /// flag: what a durable backend writes as the graph of a snapshot.
-    pub fn stored_nodes(&self) -> Result<Vec<(SessionNodeRecord, bool)>, StoreError> {
-        self.graph.stored_nodes()
+    /// Every stored node, tombstoned ones included, in insertion order: what a durable
+    /// backend writes as the graph of a snapshot.
+    pub fn stored_graph(&self) -> StoredGraph<'_> {
+        self.graph.stored()
     }
 
-    /// Replaces the graph by `base`, which must hold exactly what [`Self::stored_nodes`]
-    /// returned (a compaction installing the base it just wrote, or an open attaching the
+    /// Replaces the graph by `base`, which must hold exactly what [`Self::stored_graph`]
+    /// described (a compaction installing the base it just wrote, or an open attaching the
     /// snapshot's graph to the rest of the state decoded from it).
     pub fn rebase_graph(&mut self, base: Arc<dyn GraphBase>) {
         self.graph.rebase(base);
