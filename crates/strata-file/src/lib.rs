@@ -196,21 +196,21 @@
 //!
 //! | measurement | result | goal |
 //! |---|---|---|
-//! | durable sequential commit (one node + head) | 152 µs (6.6k commits/s) | |
-//! | raw `write` + `fdatasync` loop, same record size | 175 µs (5.7k/s) | store ≥ 0.8× raw: **1.16×** |
-//! | SQLite, WAL, `synchronous=FULL`, same commit | 164 µs (6.1k/s) | store ≥ SQLite: **1.08× faster** |
-//! | 8 sessions committing at once | 18.2k commits/s aggregate | **2.2×** one session (8.3k/s) |
-//! | commit p50, 20k-node vs 1k-node session | 114 µs vs 113 µs | ≤ 1.2×: **1.01×** |
-//! | reopen, 1k / 100k nodes | 0.045 ms / 0.47 ms | flat in the graph size |
-//! | `ActivePath` (1k nodes), 1k- / 100k-node session | 315 µs / 352 µs | O(path): **1.12×** |
-//! | 20k nodes: `FullGraph` / `ActivePath` (1k) / `load_node` | 5.3 ms / 322 µs / 1.07 µs | ms / ms / µs: **met** |
-//! | open + `ActivePath` (1k) of a 100k-node session | 0.85 ms | ≤ 10 ms: **met** |
+//! | durable sequential commit (one node + head) | 129 µs (7.8k commits/s) | |
+//! | raw `write` + `fdatasync` loop, same record size | 176 µs (5.7k/s) | store ≥ 0.8× raw: **1.36×** |
+//! | SQLite, WAL, `synchronous=FULL`, same commit | 193 µs (5.2k/s) | store ≥ SQLite: **1.49× faster** |
+//! | 8 sessions committing at once | 13.2k commits/s aggregate | **1.76×** one session (7.5k/s) |
+//! | commit p50, 20k-node vs 1k-node session | 111 µs vs 111 µs | ≤ 1.2×: **1.00×** |
+//! | reopen, 1k / 100k nodes | 0.05 ms / 0.50 ms | |
+//! | `ActivePath` (1k nodes), 1k- / 100k-node session | 322 µs / 384 µs | O(path): **1.19×** |
+//! | 20k nodes: `FullGraph` / `ActivePath` (1k) / `load_node` | 7.0 ms / 351 µs / 1.3 µs | ms / ms / µs: **met** |
+//! | open + `ActivePath` (1k) of a 100k-node session | 0.91 ms | ≤ 10 ms: **met** |
 //!
 //! The store beats the raw append loop because of the preallocated log (see "Durability"):
 //! a plain append pays an ext4 journal commit for the new file size on every `fdatasync`
 //! (commit figures on this VM vary by ±50 % from run to run with the other tenants' disk
-//! load; the previous format's build, measured back to back with this one, gave 130 µs
-//! against the same raw loop's 188 µs).
+//! load; the commit path did not change in version 2: its build and version 1's, run back to
+//! back, gave 152 µs and 130 µs against raw loops of 175 µs and 188 µs).
 //!
 //! Open time grows neither with the history (bounded replay) nor, much, with the graph: open
 //! reads the snapshot's graph table (a few MB at 100k nodes, checked by one CRC) and decodes
@@ -218,7 +218,11 @@
 //! and read the path at 100k nodes in the same back-to-back run. The price is paid by reads
 //! of snapshot nodes, which are decoded (and checksum-verified) from the file each time
 //! instead of cloned from memory: version 1 measured 130 µs for the `ActivePath` read, 4.4
-//! ms for `FullGraph` and 0.28 µs for `load_node`.
+//! ms for `FullGraph` and 0.28 µs for `load_node` (version 2 in the same run: 315 µs, 5.3 ms,
+//! 1.07 µs). A compaction copies the old section's entries without decoding them but encodes
+//! the overlay's nodes into the new section: about 0.1–0.3 s for 100k nodes here, against
+//! 0.07–0.11 s for version 1's single postcard image (the share spent under the store lock
+//! is the encoding, not the file write).
 
 mod engine;
 pub mod factory;
