@@ -1,6 +1,6 @@
-//! The durability engine: an in-memory image made durable by a checksummed log of mutations,
-//! group-committed `fdatasync`, snapshots with crash-safe compaction, recovery at open, and the
-//! process lock.
+//! The durability engine: an image (in memory, but for the section of the last snapshot it
+//! reads lazily) made durable by a checksummed log of mutations, group-committed `fdatasync`,
+//! snapshots with crash-safe compaction, recovery at open, and the process lock.
 //!
 //! Generic over the [`Image`] (the store uses `strata_core::state::SessionState`), so the
 //! engine knows nothing of sessions: it plans under a lock, logs, applies, and acknowledges
@@ -15,18 +15,37 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use strata_core::StoreError;
+use strata_core::{Bytes, StoreError};
 
 use crate::format::{self, FILE_HEADER_LEN, FileKind};
 use crate::options::FileStoreOptions;
 
 /// A state the engine makes durable: serializable (snapshots), with serializable mutations
 /// (log records) applied infallibly and deterministically.
+///
+/// A snapshot holds a **section** (bytes the image encodes itself and reads back lazily: the
+/// session graph) followed by one record holding the image's serde form.
 pub trait Image: Serialize + DeserializeOwned + Default + Send + 'static {
     /// One logged change.
     type Mutation: Serialize + DeserializeOwned;
+    /// A snapshot's section, opened.
+    type Section;
     /// Applies `mutation`; must be deterministic and infallible (replay relies on it).
     fn apply_mutation(&mut self, mutation: &Self::Mutation);
+    /// Encodes the section of a snapshot about to be written at `offset` of the file `name`,
+    /// and rebases the image on it (so that the serde form encoded next leaves it out). The
+    /// image's content is unchanged.
+    fn seal_section(&mut self, name: &str, offset: u64) -> Result<Bytes, StoreError>;
+    /// Opens the section at `offset` of the snapshot `file` (named `name`, `file_len` bytes
+    /// long): the section and its length.
+    fn open_section(
+        file: &File,
+        name: &str,
+        offset: u64,
+        file_len: u64,
+    ) -> Result<(Self::Section, u64), StoreError>;
+    /// Puts an opened section back under the image decoded from the snapshot's record.
+    fn attach_section(&mut self, section: Self::Section);
 }
 
 /// Name of the lock file inside a store directory.
@@ -151,13 +170,15 @@ fn log_name(generation: u64) -> String {
     format!("{LOG_PREFIX}{generation}")
 }
 
-/// Writes `contents` to `dir/name` atomically: a temporary file, fsynced, renamed into place,
-/// and the directory fsynced (the fsyncs only with `sync`).
-fn write_atomically(dir: &Path, name: &str, contents: &[u8], sync: bool) -> Result<(), StoreError> {
+/// Writes `parts` (concatenated) to `dir/name` atomically: a temporary file, fsynced, renamed
+/// into place, and the directory fsynced (the fsyncs only with `sync`).
+fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], sync: bool) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let target = dir.join(name);
     let mut file = File::create(&tmp).map_err(io(format_args!("create {}", tmp.display())))?;
-    file.write_all(contents).map_err(io(format_args!("write {}", tmp.display())))?;
+    for part in parts {
+        file.write_all(part).map_err(io(format_args!("write {}", tmp.display())))?;
+    }
     if sync {
         file.sync_all().map_err(io(format_args!("fsync {}", tmp.display())))?;
     }
@@ -167,6 +188,23 @@ fn write_atomically(dir: &Path, name: &str, contents: &[u8], sync: bool) -> Resu
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Reads the snapshot at `path`: the image decoded from its record, its section (opened, not
+/// read), and the file's length. Reads the header, the section's index and the record; no
+/// node body.
+fn read_snapshot<S: Image>(path: &Path) -> Result<(SnapshotIn<S>, S::Section, u64), StoreError> {
+    let name = SNAPSHOT_FILE;
+    let file = File::open(path).map_err(io(format_args!("open {}", path.display())))?;
+    let len = file.metadata().map_err(io(format_args!("stat {}", path.display())))?.len();
+    let header = format::read_at(&file, name, 0, FILE_HEADER_LEN.min(len as usize))?;
+    format::check_file_header(name, &header, FileKind::Snapshot)?;
+    let (section, section_len) = S::open_section(&file, name, FILE_HEADER_LEN as u64, len)?;
+    let record_offset = FILE_HEADER_LEN as u64 + section_len;
+    let rest = format::read_at(&file, name, record_offset, (len - record_offset) as usize)?;
+    let payload = format::read_snapshot_record(name, record_offset, &rest)?;
+    let image = format::decode(name, record_offset, payload)?;
+    Ok((image, section, len))
 }
 
 fn open_for_writing(path: &Path) -> Result<File, StoreError> {
@@ -212,14 +250,11 @@ impl<S: Image> Engine<S> {
         let snapshot_path = dir.join(SNAPSHOT_FILE);
         let mut snapshot_len = 0;
         if snapshot_path.exists() {
-            let bytes = fs::read(&snapshot_path)
-                .map_err(io(format_args!("read {}", snapshot_path.display())))?;
-            let payload = format::read_snapshot(SNAPSHOT_FILE, &bytes)?;
-            let image: SnapshotIn<S> =
-                format::decode(SNAPSHOT_FILE, FILE_HEADER_LEN as u64, payload)?;
+            let (image, section, len) = read_snapshot::<S>(&snapshot_path)?;
             state = image.state;
+            state.attach_section(section);
             first_gen = image.first_log_gen;
-            snapshot_len = bytes.len() as u64;
+            snapshot_len = len;
         }
         let gens = list_logs(dir)?;
         let chain: Vec<u64> = gens.iter().copied().filter(|&g| g >= first_gen).collect();
@@ -238,7 +273,7 @@ impl<S: Image> Engine<S> {
                     "log segment named by the snapshot is missing",
                 ));
             }
-            write_atomically(dir, &log_name(0), &format::file_header(FileKind::Log), sync)?;
+            write_atomically(dir, &log_name(0), &[&format::file_header(FileKind::Log)], sync)?;
         }
         let last_gen = chain.last().copied().unwrap_or(0);
         let mut log_len = FILE_HEADER_LEN as u64;
@@ -451,7 +486,7 @@ impl<S: Image> Engine<S> {
     fn compact_if(&self, needed: impl FnOnce(&Self, &Inner<S>) -> bool) -> Result<(), StoreError> {
         let _one_at_a_time = lock(&self.compaction);
         let sync = self.options.sync.syncs();
-        let (encoded, first_gen) = {
+        let (section, encoded, first_gen) = {
             let mut inner = lock(&self.inner);
             if let Some(error) = &inner.poisoned {
                 return Err(error.clone());
@@ -465,7 +500,7 @@ impl<S: Image> Engine<S> {
             }
             let new_gen = inner.log_gen + 1;
             let name = log_name(new_gen);
-            write_atomically(&self.dir, &name, &format::file_header(FileKind::Log), sync)?;
+            write_atomically(&self.dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
             let log = Arc::new(open_for_writing(&self.dir.join(&name))?);
             sync_state.synced = self.appended.load(Ordering::SeqCst);
             self.durable.store(sync_state.synced, Ordering::SeqCst);
@@ -475,13 +510,15 @@ impl<S: Image> Engine<S> {
             inner.log_gen = new_gen;
             inner.log_len = FILE_HEADER_LEN as u64;
             inner.log_alloc = inner.log_len;
+            let section = inner.state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
             let image = SnapshotOut { first_log_gen: new_gen, state: &inner.state };
-            (format::encode(&image)?, new_gen)
+            (section, format::encode(&image)?, new_gen)
         };
-        let mut contents = format::file_header(FileKind::Snapshot).to_vec();
-        format::push_frame(&mut contents, &encoded);
-        write_atomically(&self.dir, SNAPSHOT_FILE, &contents, sync)?;
-        lock(&self.inner).snapshot_len = contents.len() as u64;
+        let header = format::file_header(FileKind::Snapshot);
+        let mut record = Vec::with_capacity(format::FRAME_HEADER_LEN + encoded.len());
+        format::push_frame(&mut record, &encoded);
+        write_atomically(&self.dir, SNAPSHOT_FILE, &[&header, &section, &record], sync)?;
+        lock(&self.inner).snapshot_len = (header.len() + section.len() + record.len()) as u64;
         for old in list_logs(&self.dir)?.into_iter().filter(|&g| g < first_gen) {
             let path = self.dir.join(log_name(old));
             fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
@@ -509,9 +546,17 @@ mod tests {
 
     impl Image for Numbers {
         type Mutation = u64;
+        type Section = ();
         fn apply_mutation(&mut self, mutation: &u64) {
             self.0.push(*mutation);
         }
+        fn seal_section(&mut self, _: &str, _: u64) -> Result<Bytes, StoreError> {
+            Ok(Bytes::new())
+        }
+        fn open_section(_: &File, _: &str, _: u64, _: u64) -> Result<((), u64), StoreError> {
+            Ok(((), 0))
+        }
+        fn attach_section(&mut self, (): ()) {}
     }
 
     fn push(engine: &Engine<Numbers>, value: u64) {
@@ -595,7 +640,7 @@ mod tests {
         engine.compact().unwrap();
         push(&engine, 2);
         // Simulate a crash after the rotation and before the new snapshot was renamed in.
-        write_atomically(dir.path(), &log_name(2), &format::file_header(FileKind::Log), true)
+        write_atomically(dir.path(), &log_name(2), &[&format::file_header(FileKind::Log)], true)
             .unwrap();
         fs::write(dir.path().join("snapshot.tmp"), b"half a snapshot").unwrap();
         drop(engine);

@@ -1,6 +1,9 @@
 //! The on-disk format: file headers, checksummed record frames, the postcard codec, and the
 //! recovery scan that tells a torn tail from corruption (see the crate docs for the spec).
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use strata_core::StoreError;
@@ -8,7 +11,7 @@ use strata_core::StoreError;
 /// First eight bytes of every file this crate writes.
 pub const MAGIC: [u8; 8] = *b"STRATAFS";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the file header: magic, format version, file kind.
 pub const FILE_HEADER_LEN: usize = 16;
 /// Size of a record frame header: payload length, payload CRC, header CRC.
@@ -19,7 +22,7 @@ pub const FRAME_HEADER_LEN: usize = 16;
 pub enum FileKind {
     /// A log segment: a sequence of mutation records.
     Log = 1,
-    /// A snapshot: exactly one record holding the state image.
+    /// A snapshot: a graph section, then one record holding the rest of the state image.
     Snapshot = 2,
 }
 
@@ -47,8 +50,10 @@ pub fn corrupt(file: &str, offset: u64, detail: impl Into<String>) -> StoreError
     StoreError::CorruptData { location: format!("{file}:{offset}"), detail: detail.into() }
 }
 
-/// Checks the header of `bytes` (the whole file named `file`) is a header of `kind` this build
-/// reads. A newer format version is [`StoreError::UnsupportedRecordSchemaVersion`].
+/// Checks the header of `bytes` (the start of the file named `file`) is a header of `kind`
+/// this build reads. A newer format version, or a version-1 snapshot (whose graph was not a
+/// separate section), is [`StoreError::UnsupportedRecordSchemaVersion`]; log segments of
+/// versions 1 and 2 are the same.
 pub fn check_file_header(file: &str, bytes: &[u8], kind: FileKind) -> Result<(), StoreError> {
     if bytes.len() < FILE_HEADER_LEN {
         return Err(corrupt(file, 0, format!("file header truncated ({} bytes)", bytes.len())));
@@ -57,7 +62,7 @@ pub fn check_file_header(file: &str, bytes: &[u8], kind: FileKind) -> Result<(),
         return Err(corrupt(file, 0, "bad magic: not a strata-file file"));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version > FORMAT_VERSION {
+    if version > FORMAT_VERSION || (kind == FileKind::Snapshot && version == 1) {
         return Err(StoreError::UnsupportedRecordSchemaVersion {
             record_kind: kind.name().to_owned(),
             actual: version,
@@ -204,14 +209,33 @@ pub fn scan_log<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreError>
     Ok(scan)
 }
 
-/// Reads the single record of a snapshot file (written whole and renamed into place, so any
-/// damage is corruption, never a torn tail).
-pub fn read_snapshot<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a [u8], StoreError> {
-    check_file_header(file, bytes, FileKind::Snapshot)?;
-    let (payload, end) = frame_at(bytes, FILE_HEADER_LEN)
-        .map_err(|error| corrupt(file, FILE_HEADER_LEN as u64, error.to_string()))?;
+/// Reads `len` bytes at `offset` of `file` (named `name`); a file ending first is corrupt
+/// data at `offset`.
+pub fn read_at(file: &File, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+    let mut buffer = vec![0u8; len];
+    file.read_exact_at(&mut buffer, offset).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::UnexpectedEof {
+            corrupt(name, offset, format!("{len} bytes expected, the file ends first"))
+        } else {
+            StoreError::io(format!("read {name} at {offset}"), error)
+        }
+    })?;
+    Ok(buffer)
+}
+
+/// Reads the record that closes a snapshot file: `bytes` are the file from `offset`, where
+/// the record starts, to its end. A snapshot is written whole and renamed into place, so any
+/// damage is corruption, never a torn tail.
+pub fn read_snapshot_record<'a>(
+    file: &str,
+    offset: u64,
+    bytes: &'a [u8],
+) -> Result<&'a [u8], StoreError> {
+    let (payload, end) =
+        frame_at(bytes, 0).map_err(|error| corrupt(file, offset, error.to_string()))?;
     if end != bytes.len() {
-        return Err(corrupt(file, end as u64, "trailing bytes after the snapshot record"));
+        let at = offset + end as u64;
+        return Err(corrupt(file, at, "trailing bytes after the snapshot record"));
     }
     Ok(payload)
 }
@@ -278,7 +302,7 @@ mod tests {
         bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         assert!(matches!(
             scan_log("log", &bytes),
-            Err(StoreError::UnsupportedRecordSchemaVersion { actual: 2, expected: 1, .. })
+            Err(StoreError::UnsupportedRecordSchemaVersion { actual: 3, expected: 2, .. })
         ));
     }
 
@@ -287,6 +311,15 @@ mod tests {
         let mut bytes = file_header(FileKind::Snapshot).to_vec();
         assert!(matches!(scan_log("log", &bytes), Err(StoreError::CorruptData { .. })));
         bytes[0] = b'X';
-        assert!(matches!(read_snapshot("snap", &bytes), Err(StoreError::CorruptData { .. })));
+        assert!(matches!(
+            check_file_header("snap", &bytes, FileKind::Snapshot),
+            Err(StoreError::CorruptData { .. })
+        ));
+        let mut record = Vec::new();
+        push_frame(&mut record, b"state");
+        assert_eq!(read_snapshot_record("snap", 9, &record).unwrap(), b"state");
+        record.push(0);
+        let error = read_snapshot_record("snap", 9, &record).unwrap_err();
+        assert_eq!(error, corrupt("snap", 9 + 21, "trailing bytes after the snapshot record"));
     }
 }

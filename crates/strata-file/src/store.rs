@@ -3,22 +3,45 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use std::future::Future;
 
-use strata_core::{DurabilityTier, Mutation, Request, Response, Serve, SessionState, StoreError};
+use strata_core::{
+    Bytes, DurabilityTier, Mutation, Request, Response, Serve, SessionState, StoreError,
+};
 
 use crate::engine::{self, Engine, Image};
+use crate::graph::{self, GraphSection};
 use crate::ids::{validate_id, validate_ids};
 use crate::options::FileStoreOptions;
 
+/// The snapshot's section is the session graph ([`GraphSection`]): written by compaction from
+/// the stored nodes, opened lazily at open.
 impl Image for SessionState {
     type Mutation = Mutation;
+    type Section = GraphSection;
     fn apply_mutation(&mut self, mutation: &Mutation) {
         self.apply(mutation);
+    }
+    fn seal_section(&mut self, name: &str, offset: u64) -> Result<Bytes, StoreError> {
+        let bytes = Bytes::from(graph::encode(&self.stored_graph())?);
+        self.rebase_graph(Arc::new(GraphSection::in_memory(name, offset, bytes.clone())?));
+        Ok(bytes)
+    }
+    fn open_section(
+        file: &File,
+        name: &str,
+        offset: u64,
+        file_len: u64,
+    ) -> Result<(GraphSection, u64), StoreError> {
+        GraphSection::open(file, name, offset, file_len)
+    }
+    fn attach_section(&mut self, section: GraphSection) {
+        self.rebase_graph(Arc::new(section));
     }
 }
 
@@ -134,7 +157,8 @@ impl FileStore {
         self.engine.options().clock.now_ms()
     }
 
-    /// Serves a read from the in-memory image (an index lookup or a path walk; no I/O).
+    /// Serves a read from the image (an index lookup or a path walk; node bodies of the
+    /// snapshot's graph section are read from the file, only those the read returns).
     fn read(&self, request: Request<'_>) -> Result<Response, StoreError> {
         let now_ms = self.now_ms();
         self.engine.read(|state| state.read(&request, now_ms))?

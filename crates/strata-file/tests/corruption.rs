@@ -1,5 +1,5 @@
 //! Corruption tests over a real store's files: truncate at, and flip bytes around, every
-//! record boundary. Each open must yield exactly a prefix of the acknowledged history (a torn
+//! record boundary of the log; flip every byte of a snapshot and cut it at every length. Each open must yield exactly a prefix of the acknowledged history (a torn
 //! tail) or the corrupt-data error naming the file and the damaged record's offset; never a
 //! panic, never a skipped record.
 
@@ -8,8 +8,9 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use strata_core::{RuntimePersistence, StoreError};
+use strata_core::{RuntimePersistence, SessionReadScope, StoreError};
 use strata_file::format::{FILE_HEADER_LEN, FRAME_HEADER_LEN, frame_at};
+use strata_file::graph::{ENTRY_LEN, ORDER_LEN, SECTION_HEADER_LEN};
 use strata_file::{FileStore, FileStoreOptions};
 
 use common::*;
@@ -115,6 +116,24 @@ fn check_flip(dir: &Path, log: &[u8], bounds: &[usize], position: usize, last_re
     }
 }
 
+/// The node bodies of a snapshot's graph section: `(start, end)` file offsets, in order.
+fn snapshot_bodies(snapshot: &[u8]) -> Vec<(usize, usize)> {
+    let u64_at = |at: usize| u64::from_le_bytes(snapshot[at..at + 8].try_into().unwrap()) as usize;
+    let section = FILE_HEADER_LEN;
+    let count = u64_at(section + 8);
+    let ids_len = u64_at(section + 16);
+    let entries = section + SECTION_HEADER_LEN;
+    let bodies = entries + count * (ENTRY_LEN + ORDER_LEN) + ids_len;
+    (0..count)
+        .map(|index| {
+            let entry = entries + index * ENTRY_LEN;
+            let offset = u64_at(entry);
+            let len = u32::from_le_bytes(snapshot[entry + 8..entry + 12].try_into().unwrap());
+            (bodies + offset, bodies + offset + len as usize)
+        })
+        .collect()
+}
+
 #[test]
 fn damaged_snapshots_and_headers_are_corrupt_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,26 +141,56 @@ fn damaged_snapshots_and_headers_are_corrupt_data() {
     run(async { FileStore::open(dir.path(), FileStoreOptions::default()).unwrap().compact() })
         .unwrap();
     let snapshot = fs::read(dir.path().join("snapshot")).unwrap();
+    let bodies = snapshot_bodies(&snapshot);
+    assert_eq!(bodies.len() as u64, COMMITS);
     let scratch = tempfile::tempdir().unwrap();
     for entry in fs::read_dir(dir.path()).unwrap() {
         let entry = entry.unwrap();
         fs::copy(entry.path(), scratch.path().join(entry.file_name())).unwrap();
     }
-    for position in (0..snapshot.len()).step_by(7) {
+    for position in 0..snapshot.len() {
         let mut damaged = snapshot.clone();
         damaged[position] ^= 0x10;
         fs::write(scratch.path().join("snapshot"), &damaged).unwrap();
-        let error = FileStore::open(scratch.path(), FileStoreOptions::default()).unwrap_err();
+        let opened = FileStore::open(scratch.path(), FileStoreOptions::default());
+        let body = bodies.iter().position(|&(start, end)| (start..end).contains(&position));
+        let error = match (opened, body) {
+            // Node bodies are read (and checked) only when a read returns them: open succeeds,
+            // and every read of the damaged node fails, naming its body.
+            (Ok(store), Some(index)) => {
+                let node = format!("n{}", index + 1);
+                let (by_id, full) = run(async {
+                    (
+                        store.load_node(&node).await.unwrap_err(),
+                        store.load_session(SessionReadScope::FullGraph).await.unwrap_err(),
+                    )
+                });
+                assert_eq!(by_id, full, "flip at {position}");
+                let StoreError::CorruptData { location, .. } = &full else {
+                    panic!("flip at {position}: {full}")
+                };
+                assert_eq!(*location, format!("snapshot:{}", bodies[index].0));
+                full
+            }
+            (Ok(_), None) => panic!("snapshot flip at {position} accepted at open"),
+            // A changed format version reads as a file of another version.
+            (Err(StoreError::UnsupportedRecordSchemaVersion { .. }), _)
+                if (8..12).contains(&position) =>
+            {
+                continue;
+            }
+            (Err(error), _) => error,
+        };
         let StoreError::CorruptData { location, .. } = error else {
             panic!("snapshot flip at {position}: {error}")
         };
         assert!(location.starts_with("snapshot:"), "{location}");
     }
-    fs::write(scratch.path().join("snapshot"), &snapshot[..snapshot.len() - 1]).unwrap();
-    assert!(matches!(
-        FileStore::open(scratch.path(), FileStoreOptions::default()),
-        Err(StoreError::CorruptData { .. })
-    ));
+    for len in 0..snapshot.len() {
+        fs::write(scratch.path().join("snapshot"), &snapshot[..len]).unwrap();
+        let error = FileStore::open(scratch.path(), FileStoreOptions::default()).unwrap_err();
+        assert!(matches!(error, StoreError::CorruptData { .. }), "cut at {len}: {error}");
+    }
     fs::write(scratch.path().join("snapshot"), &snapshot).unwrap();
     let revision = run(async {
         check_linear_history(&FileStore::open(scratch.path(), FileStoreOptions::default()).unwrap())

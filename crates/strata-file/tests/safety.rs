@@ -102,9 +102,9 @@ fn oversize_writes_name_the_limit_and_lose_nothing() {
     });
 }
 
-fn bump_version(path: &Path) {
+fn set_version(path: &Path, version: u32) {
     let mut bytes = fs::read(path).unwrap();
-    bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    bytes[8..12].copy_from_slice(&version.to_le_bytes());
     fs::write(path, bytes).unwrap();
 }
 
@@ -116,7 +116,7 @@ fn files_of_a_newer_format_version_are_refused_with_the_schema_error() {
         run(store.commit_runtime_state(nth_commit("s", 1, 8))).unwrap();
         store.compact().unwrap();
         drop(store);
-        bump_version(&dir.path().join(file));
+        set_version(&dir.path().join(file), FORMAT_VERSION + 1);
         let error = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap_err();
         assert!(
             matches!(
@@ -127,6 +127,30 @@ fn files_of_a_newer_format_version_are_refused_with_the_schema_error() {
             "{file}: {error}"
         );
     }
+}
+
+#[test]
+fn version_1_logs_are_read_and_version_1_snapshots_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
+    run(store.commit_runtime_state(nth_commit("s", 1, 8))).unwrap();
+    drop(store);
+    // Version 2 changed the snapshot only: a version-1 log segment reads as it is.
+    set_version(&dir.path().join("log.0"), 1);
+    let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
+    assert_eq!(run(check_linear_history(&store)), 1);
+    store.compact().unwrap();
+    drop(store);
+    set_version(&dir.path().join("snapshot"), 1);
+    let error = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::UnsupportedRecordSchemaVersion { actual: 1, expected, .. }
+                if expected == FORMAT_VERSION
+        ),
+        "{error}"
+    );
 }
 
 #[test]

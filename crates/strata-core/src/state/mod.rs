@@ -17,27 +17,33 @@
 //!
 //! The in-memory backend plans and applies under one lock ([`SessionState::execute`]); the
 //! file backend plans, appends the serialized mutation to its log, then applies it to its
-//! in-memory image.
+//! image (whose graph sits on a base read lazily from its last snapshot: see [`GraphBase`]).
 //!
 //! # Costs
 //!
-//! `load_node` is O(1) and an `ActivePath` read O(path length) (parents are followed through
-//! an id index). A commit costs O(size of its delta) plus the session's queue when it completes
+//! `load_node` is one index lookup (a hash lookup in the graph's overlay, the base's own
+//! index otherwise) and an `ActivePath` read O(path length) lookups (parents are followed by
+//! id); only the nodes a read returns are materialized from a base. A commit costs O(size of its delta) plus the session's queue when it completes
 //! claims: nothing here clones or scans the whole graph per commit. `FullGraph` reads,
 //! `vacuum` and `ReplaceFull` are linear in the graph, as they must be.
 
+mod graph;
 mod manifest;
 mod queue;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use graph::{GraphBase, StoredGraph, StoredNode};
 pub use manifest::{ManifestMutation, ManifestState};
 pub use queue::{ClaimHold, QueueMutation, QueueState, StoredBatch};
+
+use graph::GraphState;
 
 use crate::call::{Request, Response};
 use crate::error::StoreError;
@@ -81,64 +87,6 @@ pub struct Head {
     pub checkpoint_ref: Option<BlobRef>,
     /// The checkpoint manifest (refs only).
     pub checkpoint: Option<SessionCheckpoint>,
-}
-
-/// A stored node and its tombstone flag.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct NodeSlot {
-    node: SessionNodeRecord,
-    tombstoned: bool,
-}
-
-/// The session graph: slots in insertion order plus an id index.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct GraphState {
-    slots: BTreeMap<u64, NodeSlot>,
-    index: HashMap<String, u64>,
-    next_slot: u64,
-}
-
-impl GraphState {
-    fn slot(&self, node_id: &str) -> Option<&NodeSlot> {
-        self.index.get(node_id).and_then(|position| self.slots.get(position))
-    }
-
-    fn live(&self, node_id: &str) -> Option<&SessionNodeRecord> {
-        self.slot(node_id).filter(|slot| !slot.tombstoned).map(|slot| &slot.node)
-    }
-
-    /// Inserts a node at the end; a tombstoned node with the same id is replaced.
-    fn insert(&mut self, node: &SessionNodeRecord) {
-        if let Some(previous) = self.index.remove(&node.node_id) {
-            self.slots.remove(&previous);
-        }
-        self.index.insert(node.node_id.clone(), self.next_slot);
-        self.slots.insert(self.next_slot, NodeSlot { node: node.clone(), tombstoned: false });
-        self.next_slot += 1;
-    }
-
-    fn clear(&mut self) {
-        self.slots.clear();
-        self.index.clear();
-    }
-
-    /// The ancestry of `leaf`, root → leaf; stops at a missing or tombstoned parent.
-    fn active_path(&self, leaf: &str) -> Result<Vec<SessionNodeRecord>, StoreError> {
-        let mut path = Vec::new();
-        let mut next = Some(leaf);
-        while let Some(node) = next.and_then(|id| self.live(id)) {
-            if path.len() > self.slots.len() {
-                return Err(StoreError::CorruptData {
-                    location: format!("node {}", node.node_id),
-                    detail: "parent chain forms a cycle".into(),
-                });
-            }
-            path.push(node.clone());
-            next = node.parent_node_id.as_deref();
-        }
-        path.reverse();
-        Ok(path)
-    }
 }
 
 /// What a stamped commit recorded: its hash and the result returned to a retry.
@@ -197,9 +145,14 @@ pub enum Mutation {
 }
 
 /// Everything one store holds (see the module docs for the plan/apply discipline).
+///
+/// Its serde form holds everything **but the graph**: a durable backend stores the graph
+/// separately, from [`SessionState::stored_graph`], and puts it back as a [`GraphBase`] with
+/// [`SessionState::rebase_graph`] (see the graph module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionState {
     head: Option<Head>,
+    #[serde(skip)]
     graph: GraphState,
     blobs: HashMap<BlobRef, Bytes>,
     /// Merged usage: source → model → counters.
@@ -257,13 +210,7 @@ impl SessionState {
         };
         let graph = match scope {
             SessionReadScope::FullGraph => SessionGraph {
-                nodes: self
-                    .graph
-                    .slots
-                    .values()
-                    .filter(|slot| !slot.tombstoned)
-                    .map(|slot| slot.node.clone())
-                    .collect(),
+                nodes: self.graph.live_nodes()?,
                 leaf_node_id: head.leaf_node_id.clone(),
             },
             SessionReadScope::ActivePath { leaf_node_id } => {
@@ -324,8 +271,21 @@ impl SessionState {
     }
 
     /// `load_node`: the live node with this id.
-    pub fn load_node(&self, node_id: &str) -> Option<SessionNodeRecord> {
-        self.graph.live(node_id).cloned()
+    pub fn load_node(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError> {
+        self.graph.load(node_id)
+    }
+
+    /// Every stored node, tombstoned ones included, in insertion order: what a durable
+    /// backend writes as the graph of a snapshot.
+    pub fn stored_graph(&self) -> StoredGraph<'_> {
+        self.graph.stored()
+    }
+
+    /// Replaces the graph by `base`, which must hold exactly what [`Self::stored_graph`]
+    /// described (a compaction installing the base it just wrote, or an open attaching the
+    /// snapshot's graph to the rest of the state decoded from it).
+    pub fn rebase_graph(&mut self, base: Arc<dyn GraphBase>) {
+        self.graph.rebase(base);
     }
 
     /// `load_session_meta`: the last saved record.
@@ -339,7 +299,7 @@ impl SessionState {
             Request::LoadSession { scope } => {
                 Response::Session(self.load_session(scope)?.map(Box::new))
             }
-            Request::LoadNode { node_id } => Response::Node(self.load_node(node_id)),
+            Request::LoadNode { node_id } => Response::Node(self.load_node(node_id)?),
             Request::LoadSessionMeta => Response::Meta(self.load_session_meta()),
             Request::ListQueuedWork { session_id } => {
                 Response::Batches(self.queue.list(session_id))
@@ -564,7 +524,7 @@ impl SessionState {
                     node.node_id
                 )));
             }
-            if appending && self.graph.live(&node.node_id).is_some() {
+            if appending && self.graph.is_live(&node.node_id) {
                 return Err(invalid(format!("node {:?} already exists", node.node_id)));
             }
         }
@@ -626,7 +586,7 @@ impl SessionState {
         let mut seen = HashSet::new();
         let node_ids: Vec<String> = ids
             .iter()
-            .filter(|id| self.graph.live(id).is_some() && seen.insert(id.as_str()))
+            .filter(|id| self.graph.is_live(id) && seen.insert(id.as_str()))
             .cloned()
             .collect();
         planned((!node_ids.is_empty()).then_some(Mutation::Tombstone { node_ids }), ())
@@ -634,7 +594,7 @@ impl SessionState {
 
     /// `vacuum`: removes every tombstoned node; reports how many.
     pub fn plan_vacuum(&self) -> Planned<VacuumReport> {
-        let removed = self.graph.slots.values().filter(|slot| slot.tombstoned).count() as u64;
+        let removed = self.graph.tombstoned_count() as u64;
         planned(
             (removed > 0).then_some(Mutation::Vacuum),
             VacuumReport { removed_node_count: removed },
@@ -678,24 +638,13 @@ impl SessionState {
             Mutation::Tombstone { node_ids } => {
                 let mut hidden = 0;
                 for node_id in node_ids {
-                    if let Some(slot) =
-                        self.graph.index.get(node_id).and_then(|p| self.graph.slots.get_mut(p))
-                        && !slot.tombstoned
-                    {
-                        slot.tombstoned = true;
-                        hidden += 1;
-                    }
+                    hidden += u64::from(self.graph.tombstone(node_id));
                 }
                 if let Some(head) = &mut self.head {
                     head.live_node_count = head.live_node_count.saturating_sub(hidden);
                 }
             }
-            Mutation::Vacuum => {
-                let graph = &mut self.graph;
-                graph.slots.retain(|_, slot| !slot.tombstoned);
-                let slots = &graph.slots;
-                graph.index.retain(|_, position| slots.contains_key(position));
-            }
+            Mutation::Vacuum => self.graph.vacuum(),
             Mutation::DeleteBlobs { refs } => {
                 for blob_ref in refs {
                     self.blobs.remove(blob_ref);

@@ -4,9 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use strata_core::{Mutation, SessionState};
-use strata_file::format::{
-    FILE_HEADER_LEN, FileKind, decode, file_header, read_snapshot, scan_log,
-};
+use strata_file::format::{decode, file_header, read_snapshot_record, scan_log, FileKind};
 
 fuzz_target!(|data: &[u8]| {
     // As given (exercises the header checks) and behind a valid log header (the frames).
@@ -20,9 +18,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let mut snapshot = file_header(FileKind::Snapshot).to_vec();
-    snapshot.extend_from_slice(data);
-    if let Ok(payload) = read_snapshot("fuzz", &snapshot) {
-        let _ = decode::<SessionState>("fuzz", FILE_HEADER_LEN as u64, payload);
+    if let Ok(payload) = read_snapshot_record("fuzz", 0, data) {
+        let _ = decode::<SessionState>("fuzz", 0, payload);
     }
 });
