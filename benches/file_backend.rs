@@ -3,7 +3,8 @@
 //!
 //! - `sequential_commit/*`: one durable commit (one 256-byte node + head) per iteration, on
 //!   the file store, a raw `write` + `fdatasync` loop of the same record size (the physical
-//!   limit), and SQLite (WAL, `synchronous=FULL`, one transaction inserting the node and
+//!   limit the issue names), the same loop overwriting a zero-filled, synced file (the limit
+//!   without file growth, which is what the store's preallocated log achieves), and SQLite (WAL, `synchronous=FULL`, one transaction inserting the node and
 //!   updating a head row).
 //! - `concurrent_commits/*`: one commit on one session vs one commit on each of 8 sessions at
 //!   once (aggregate rate = 8 / time).
@@ -16,6 +17,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,8 @@ use strata::{
 use tokio::runtime::Runtime;
 
 const PAYLOAD: usize = 256;
+/// Size of the zero-filled file the preallocated raw loop overwrites (wrapping around).
+const PREALLOCATED_BYTES: usize = 64 << 20;
 const PATH_LEN: usize = 1_000;
 
 fn runtime() -> Runtime {
@@ -106,6 +110,29 @@ fn sequential_commit(c: &mut Criterion) {
         b.iter(|| {
             raw.write_all(&record).unwrap();
             raw.sync_data().unwrap();
+        })
+    });
+
+    // The same limit without file growth: overwrite records in a file zero-filled and synced
+    // beforehand (what the store's preallocated log does), then fdatasync.
+    let mut preallocated = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.path().join("raw-preallocated.log"))
+        .unwrap();
+    preallocated.write_all(&vec![0u8; PREALLOCATED_BYTES]).unwrap();
+    preallocated.sync_all().unwrap();
+    let mut offset = 0usize;
+    group.bench_function("raw_preallocated_fdatasync", |b| {
+        b.iter(|| {
+            if offset + record.len() > PREALLOCATED_BYTES {
+                offset = 0;
+            }
+            preallocated.write_all_at(&record, offset as u64).unwrap();
+            preallocated.sync_data().unwrap();
+            offset += record.len();
         })
     });
 
