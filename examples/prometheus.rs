@@ -9,16 +9,14 @@
 //! The stack is `tracing → metrics → file store`, built once and applied to every handle of
 //! the factory, so all sessions share one metrics table. The recorder is
 //! `metrics-exporter-prometheus`, with the OpenTelemetry database-client buckets for the
-//! duration histogram. Its rendering is served on a loopback port by a few lines of `std::net`
-//! (the workspace uses the exporter without its hyper-based listener feature).
+//! duration histogram, and its own HTTP listener serves `/metrics` on loopback port 9184 (set
+//! `STRATA_METRICS_PORT` to change it).
 
 use std::error::Error;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use strata::file::{FileStoreFactory, FileStoreOptions};
 use strata::layers::metrics::{DURATION_BUCKETS, names};
 use strata::layers::{MetricsLayer, TracingLayer};
@@ -29,6 +27,9 @@ use strata::{
     SessionStoreRequest, SlotPolicy, StoreBuilder, StoreError, TokenLedgerEntry, TokenUsage,
 };
 use tracing_subscriber::EnvFilter;
+
+/// The loopback port the exporter listens on unless `STRATA_METRICS_PORT` says otherwise.
+const DEFAULT_PORT: u16 = 9184;
 
 /// How long the exporter keeps serving without `--serve`.
 const SERVE_FOR: Duration = Duration::from_secs(3);
@@ -41,12 +42,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .init();
 
     // 1. The recorder, installed before the layers' first call.
-    let recorder = PrometheusBuilder::new()
+    let port = std::env::var("STRATA_METRICS_PORT").ok().and_then(|port| port.parse().ok());
+    let address = SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(DEFAULT_PORT)));
+    let (recorder, exporter) = PrometheusBuilder::new()
+        .with_http_listener(address)
         .set_buckets_for_metric(Matcher::Full(names::OPERATION_DURATION.into()), &DURATION_BUCKETS)?
-        .build_recorder();
+        .build()?;
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)?;
-    let address = serve_metrics(handle.clone())?;
+    tokio::spawn(async move {
+        if let Err(error) = exporter.await {
+            tracing::error!(?error, "the metrics listener stopped");
+        }
+    });
     println!("scrape http://{address}/metrics");
 
     // 2. A file-store factory whose every handle is wrapped in tracing → metrics.
@@ -62,8 +70,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         run_session(&*store, session, 4).await?;
     }
 
-    // 4. What a scrape returns.
-    let scraped = scrape(address)?;
+    // 4. What a scrape returns (the exporter renders the same text for its listener).
+    let scraped = handle.render();
     let calls = scraped.lines().filter(|line| line.starts_with(names::OPERATIONS)).count();
     println!("scraped {} bytes, {calls} call series; for example:", scraped.len());
     for line in scraped.lines().filter(|line| {
@@ -166,46 +174,4 @@ fn node(id: String, parent: Option<String>, text: &'static str) -> SessionNodeRe
         frame_id: None,
         cause: None,
     }
-}
-
-/// Serves `handle.render()` to every HTTP request on an ephemeral loopback port (one thread,
-/// one request per connection: enough for a scraper).
-fn serve_metrics(handle: PrometheusHandle) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))?;
-    let address = listener.local_addr()?;
-    let handle = Arc::new(handle);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            if let Err(error) = answer(stream, &handle) {
-                tracing::warn!(%error, "metrics request failed");
-            }
-        }
-    });
-    Ok(address)
-}
-
-fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut request = [0u8; 4096];
-    let read = stream.read(&mut request)?;
-    let head = String::from_utf8_lossy(&request[..read]);
-    let (status, body) = if head.starts_with("GET /metrics ") {
-        ("200 OK", handle.render())
-    } else {
-        ("404 Not Found", "try /metrics\n".to_owned())
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// A minimal scraper: what Prometheus would fetch.
-fn scrape(address: SocketAddr) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
 }
