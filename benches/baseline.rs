@@ -12,10 +12,10 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use strata::memory::MemoryStore;
 use strata::{
-    Bytes, DeliveryPolicy, GraphCommitDelta, MergeKey, QueuedWorkBatchDraft,
-    QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence, RuntimeTurnCommitStamp,
-    SessionMeta, SessionNodeRecord, SessionReadScope, SlotPolicy,
+    Bytes, GraphCommitDelta, QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence,
+    RuntimeTurnCommitStamp, SessionMeta, SessionNodeRecord, SessionReadScope,
 };
+use strata_testkit::fixtures;
 
 const SESSION: &str = "bench";
 const SEEDED_NODES: usize = 1_000;
@@ -114,18 +114,7 @@ fn bench_baseline(c: &mut Criterion) {
 
     group.bench_function("queue/enqueue_claim_complete", |b| {
         b.to_async(&runtime).iter(|| async {
-            store
-                .enqueue_queued_work(QueuedWorkBatchDraft {
-                    session_id: SESSION.into(),
-                    source_key: None,
-                    delivery_policy: DeliveryPolicy::EarliestSafeBoundary,
-                    slot_policy: SlotPolicy::Exclusive,
-                    merge_key: MergeKey::Never,
-                    available_at_ms: 0,
-                    payloads: vec![Bytes::from_static(b"work")],
-                })
-                .await
-                .unwrap();
+            store.enqueue_queued_work(fixtures::draft(SESSION).exclusive().build()).await.unwrap();
             let claim = store
                 .claim_ready_queued_work(SESSION, "owner", QueuedWorkClaimBoundary::Idle, 60_000, 1)
                 .await

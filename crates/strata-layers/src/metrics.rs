@@ -396,9 +396,9 @@ mod tests {
     use metrics_util::MetricKind::{Counter as C, Gauge as G, Histogram as H};
     use metrics_util::debugging::DebugValue;
     use strata_core::{
-        AttachmentManifest, Bytes, DeliveryPolicy, Layer, MergeKey, QueuedWorkBatchDraft,
-        QueuedWorkClaimBoundary, RuntimePersistence, SessionReadScope, SessionStoreFactory,
-        SessionStoreRequest, SlotPolicy, StoreBuilder,
+        AttachmentManifest, Layer, QueuedWorkBatchDraft, QueuedWorkClaimBoundary,
+        RuntimePersistence, SessionReadScope, SessionStoreFactory, SessionStoreRequest,
+        StoreBuilder,
     };
     use strata_memory::MemoryStoreFactory;
 
@@ -434,15 +434,7 @@ mod tests {
     }
 
     fn draft(session: &str) -> QueuedWorkBatchDraft {
-        QueuedWorkBatchDraft {
-            session_id: session.into(),
-            source_key: None,
-            delivery_policy: DeliveryPolicy::EarliestSafeBoundary,
-            slot_policy: SlotPolicy::Exclusive,
-            merge_key: MergeKey::Never,
-            available_at_ms: 0,
-            payloads: vec![Bytes::from_static(b"work")],
-        }
+        strata_testkit::fixtures::draft(session).exclusive().build()
     }
 
     #[tokio::test]

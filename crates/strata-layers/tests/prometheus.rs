@@ -5,14 +5,14 @@
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use strata_core::{
-    Bytes, DeliveryPolicy, GraphCommitDelta, MergeKey, Operation, QueuedWorkBatchDraft,
-    QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence, SessionNodeRecord,
-    SessionReadScope, SlotPolicy, StoreBuilder, StoreError,
+    Bytes, GraphCommitDelta, Operation, QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence,
+    SessionNodeRecord, SessionReadScope, StoreBuilder, StoreError,
 };
 use strata_layers::MetricsLayer;
 use strata_layers::metrics::{DURATION_BUCKETS, names};
 use strata_memory::MemoryStore;
 use strata_testkit::faults::FaultInjection;
+use strata_testkit::fixtures;
 
 /// `(name, type)` of every row of the metric table in the crate docs (the rows naming a
 /// `strata_` metric).
@@ -67,18 +67,7 @@ async fn every_documented_metric_is_exported_with_its_type() {
     store.gc_unreachable().await.unwrap();
     let idle = QueuedWorkClaimBoundary::Idle;
     assert!(store.claim_ready_queued_work("s1", "o", idle, 100, 1).await.unwrap().is_none());
-    store
-        .enqueue_queued_work(QueuedWorkBatchDraft {
-            session_id: "s1".into(),
-            source_key: None,
-            delivery_policy: DeliveryPolicy::EarliestSafeBoundary,
-            slot_policy: SlotPolicy::Exclusive,
-            merge_key: MergeKey::Never,
-            available_at_ms: 0,
-            payloads: vec![Bytes::from_static(b"work")],
-        })
-        .await
-        .unwrap();
+    store.enqueue_queued_work(fixtures::draft("s1").exclusive().build()).await.unwrap();
     assert!(store.claim_ready_queued_work("s1", "o", idle, 100, 1).await.unwrap().is_some());
     faults.fail_next(Operation::LoadSession, 1, StoreError::Unavailable("disk".into()));
     store.load_session(SessionReadScope::FullGraph).await.unwrap_err();
