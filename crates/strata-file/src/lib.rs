@@ -163,6 +163,9 @@
 //! shared engine, registered process-wide; the first opener's options apply. The lock is
 //! released when the last handle is dropped. `delete_session` refuses (`Locked`) when another
 //! process holds the session, and makes this process's remaining handles of it fail.
+//! One caveat of `flock`: a child process forked while a store is open shares the lock's
+//! open file description until its `exec`, so a store closed during that instant stays locked
+//! for that instant (another opener may see a spurious `Locked` and can simply retry).
 //!
 //! # Dependencies
 //!

@@ -1,45 +1,16 @@
-//! Exclusion, input safety, limits, versioning, tiers, sharing and space reclamation.
+//! Input safety, limits, versioning, tiers, sharing, deletion under a lock, and space
+//! reclamation. (The two-process lock test lives alone in `lock.rs`: see there why.)
 
 mod common;
 
 use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use strata_core::*;
 use strata_file::format::FORMAT_VERSION;
 use strata_file::{FileStore, FileStoreFactory, FileStoreOptions, SyncPolicy};
 
 use common::*;
-
-const LOCK_CHILD_ENV: &str = "STRATA_LOCK_CHILD_DIR";
-
-/// The child's side of the lock test: prints the outcome of opening the store.
-#[test]
-fn lock_child() {
-    let Some(dir) = std::env::var_os(LOCK_CHILD_ENV).map(PathBuf::from) else { return };
-    match FileStore::open(&dir, FileStoreOptions::default()) {
-        Ok(_) => println!("outcome opened"),
-        Err(error) => println!("outcome {}", error.kind()),
-    }
-}
-
-fn open_in_child(dir: &Path) -> String {
-    let mut process = child("lock_child", &[(LOCK_CHILD_ENV, dir)]).spawn().unwrap();
-    let mut out = String::new();
-    process.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    process.wait().unwrap();
-    out.lines().find_map(|line| line.strip_prefix("outcome ")).unwrap_or("nothing").to_owned()
-}
-
-#[test]
-fn a_second_process_is_locked_out_until_the_first_closes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
-    assert_eq!(open_in_child(dir.path()), "locked");
-    drop(store);
-    assert_eq!(open_in_child(dir.path()), "opened");
-}
 
 #[test]
 fn escaping_session_ids_are_invalid_input_and_create_nothing() {
