@@ -534,3 +534,16 @@ pub struct AttachmentManifestEntry {
     /// Commit time; `None` while uncommitted.
     pub committed_at_epoch_ms: Option<u64>,
 }
+
+impl AttachmentManifestEntry {
+    /// The uncommitted row an intent records.
+    pub fn uncommitted(intent: &AttachmentIntent) -> Self {
+        Self {
+            attachment_id: intent.attachment_id.clone(),
+            session_id: intent.session_id.clone(),
+            canonical_uri: intent.canonical_uri.clone(),
+            intent_at_epoch_ms: intent.intent_at_epoch_ms,
+            committed_at_epoch_ms: None,
+        }
+    }
+}

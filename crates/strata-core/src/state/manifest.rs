@@ -116,15 +116,9 @@ impl ManifestState {
         match mutation {
             ManifestMutation::RecordIntent(intent) => {
                 let rows = self.rows.entry(intent.session_id.clone()).or_default();
-                let row = rows.entry(intent.attachment_id.clone()).or_insert_with(|| {
-                    AttachmentManifestEntry {
-                        attachment_id: intent.attachment_id.clone(),
-                        session_id: intent.session_id.clone(),
-                        canonical_uri: intent.canonical_uri.clone(),
-                        intent_at_epoch_ms: intent.intent_at_epoch_ms,
-                        committed_at_epoch_ms: None,
-                    }
-                });
+                let row = rows
+                    .entry(intent.attachment_id.clone())
+                    .or_insert_with(|| AttachmentManifestEntry::uncommitted(intent));
                 if row.committed_at_epoch_ms.is_none() {
                     row.intent_at_epoch_ms = intent.intent_at_epoch_ms;
                 }

@@ -17,7 +17,8 @@ pub(super) const CHECKS: &[Check] = checks![
 
 const OTHER: &str = "another-session";
 
-/// The uncommitted row `intent` must produce.
+/// The uncommitted row `intent` must produce (spelled out field by field on purpose: the
+/// suite states the contract independently of `strata_core`'s own constructor).
 fn row(intent: &AttachmentIntent) -> AttachmentManifestEntry {
     AttachmentManifestEntry {
         attachment_id: intent.attachment_id.clone(),
