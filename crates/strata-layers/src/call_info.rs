@@ -23,35 +23,37 @@ pub(crate) trait Observer {
     fn finish(&mut self, result: &Result<Response, StoreError>);
 }
 
-/// The inner call and its observer, in one future.
-///
-/// The inner call's future is boxed: it is large (about a kilobyte, since it holds the
-/// request), and an unboxed one would be moved again with the layer's future on every call,
-/// which costs more than the allocation (measured in `benches/layers.rs`). A hand-written
-/// future rather than an `async` block, which would keep a second copy of the inner future.
-pub(crate) struct Observed<F, O> {
-    call: Pin<Box<F>>,
-    observer: O,
+pin_project_lite::pin_project! {
+    /// The inner call and its observer, in one future: the inner call is pinned in place
+    /// (no allocation per call; the inner store's future is small, since a `Request` is). A
+    /// hand-written future rather than an `async` block, which would keep a second copy of the
+    /// inner future.
+    pub(crate) struct Observed<F, O> {
+        #[pin]
+        call: F,
+        observer: O,
+    }
 }
 
 impl<F, O> Observed<F, O> {
     /// Runs `call`, reporting to `observer`.
     pub(crate) fn new(call: F, observer: O) -> Self {
-        Self { call: Box::pin(call), observer }
+        Self { call, observer }
     }
 }
 
 impl<F, O> Future for Observed<F, O>
 where
     F: Future<Output = Result<Response, StoreError>>,
-    O: Observer + Unpin,
+    O: Observer,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Self { call, observer } = self.get_mut();
-        let result = ready!(observer.in_scope(|| call.as_mut().poll(cx)));
-        observer.finish(&result);
+        let this = self.project();
+        let mut call = this.call;
+        let result = ready!(this.observer.in_scope(|| call.as_mut().poll(cx)));
+        this.observer.finish(&result);
         Poll::Ready(result)
     }
 }

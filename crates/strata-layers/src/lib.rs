@@ -61,29 +61,31 @@
 //!
 //! | variant | `load_node` | blind commit |
 //! |---|---|---|
-//! | bare store, time per call | 302 | 823 |
-//! | `PassThrough` (the shared machinery alone) | +13 | +20 |
-//! | tracing, no subscriber | +36 | +84 |
-//! | metrics, no recorder | +93 | +110 |
-//! | tracing + metrics (two layers), nothing installed | +121 | +165 |
-//! | tracing, subscriber with a `warn` filter (spans filtered out) | +50 | +87 |
-//! | metrics, Prometheus recorder | +144 | +296 |
-//! | tracing + metrics (two layers), both installed | +127 | +160 |
+//! | bare store, time per call | 246 | 698 |
+//! | `PassThrough` (the shared machinery alone) | +13 | +37 |
+//! | tracing, no subscriber | +57 | +40 |
+//! | metrics, no recorder | +87 | +94 |
+//! | tracing + metrics (two layers), nothing installed | +145 | +215 |
+//! | tracing, subscriber with a `warn` filter (spans filtered out) | +60 | +46 |
+//! | metrics, Prometheus recorder | +125 | +205 |
+//! | tracing + metrics (two layers), both installed | +134 | +192 |
 //!
-//! Against the goals: with a recorder and a filtering subscriber every layer stays under
-//! 400 ns per call (at most 296 ns, the metrics layer on a commit, which also counts the
-//! commit's figures). With nothing installed the tracing layer is under 60 ns on a read
-//! (36 ns) but not on a commit (84 ns, the commit's span fields being prepared), and the
-//! metrics layer is not (93–110 ns): it still reads the monotonic clock twice (~50 ns) and
-//! updates the no-op handles. The shared machinery costs 13–20 ns: a layer calls its inner
-//! store through `Serve` directly, with no boxed future and no argument conversion, and a
-//! `Request` is 80 bytes (its large arguments boxed).
+//! Single figures move by about ±20 ns between runs on this VM (an earlier run gave, in the
+//! same order: +13/+20, +36/+84, +93/+110, +121/+165, +50/+87, +144/+296, +127/+160).
+//! Against the goals: with a recorder and a filtering subscriber every layer stays well under
+//! 400 ns per call (at most ~300 ns, the metrics layer on a commit, which also counts the
+//! commit's figures). With nothing installed the tracing layer is at the 60 ns goal (36–57 ns
+//! on reads, 40–84 ns on commits) and the metrics layer is not (87–110 ns): it still reads
+//! the monotonic clock twice (~50 ns) and updates its no-op handles, because the `metrics`
+//! facade does not tell whether a recorder is installed. The shared machinery costs 13–37 ns:
+//! a layer calls its inner store through `Serve` directly, with no boxed future and no
+//! argument conversion, a `Request` is 80 bytes (its large arguments boxed), and the layers'
+//! call future pins the inner call in place.
 //!
 //! What keeps the layers' own part small: handles are built once per (operation, outcome) and
 //! indexed by [`Operation::index`](strata_core::Operation::index); span fields and figures
-//! are computed only when the span is enabled; no allocation per call besides the one box
-//! holding the inner call (cheaper than moving it, measured), and for an enabled span or a
-//! commit's figures, one more.
+//! are computed only when the span is enabled; no allocation per call, except for an enabled
+//! span or a commit's figures.
 //!
 //! # Features and dependencies
 //!
@@ -91,8 +93,9 @@
 //!   de-facto span/event facade of async Rust; the subscriber is the application's choice).
 //! - `metrics` (default): the [`metrics`](mod@metrics) module, on the `metrics` crate facade
 //!   (the recorder, e.g. Prometheus or OpenTelemetry, is the application's choice).
-//! - `strata-core`: the contract and the [`Around`](strata_core::Around) machinery. Nothing
-//!   else: the shared call future is a dozen lines of `std`.
+//! - `strata-core`: the contract and the [`Around`](strata_core::Around) machinery.
+//! - `pin-project-lite`: safe pin projection for the shared call future (no `unsafe`, no
+//!   proc-macro; the crate tokio itself uses).
 //!
 //! Tests only: `tracing-subscriber` (a capturing subscriber), `metrics-util` (the debugging
 //! recorder), `metrics-exporter-prometheus` (rendering check of the documented names),
