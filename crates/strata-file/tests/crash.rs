@@ -22,8 +22,9 @@ fn options() -> FileStoreOptions {
     FileStoreOptions::default().with_compact_min_log_bytes(16 << 10)
 }
 
-/// The child's side: not a test of its own (returns at once unless started by the parent).
+/// The child's side: not a test of its own (ignored; the parent starts it with `--ignored`).
 #[test]
+#[ignore = "child-process entry point, started by the parent test with --ignored"]
 fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV).map(PathBuf::from) else { return };
     run(async {

@@ -19,6 +19,7 @@ const LOCK_CHILD_ENV: &str = "STRATA_LOCK_CHILD_DIR";
 
 /// The child's side of the lock test: prints the outcome of opening the store.
 #[test]
+#[ignore = "child-process entry point, started by the parent test with --ignored"]
 fn lock_child() {
     let Some(dir) = std::env::var_os(LOCK_CHILD_ENV).map(PathBuf::from) else { return };
     match FileStore::open(&dir, FileStoreOptions::default()) {

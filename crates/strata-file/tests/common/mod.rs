@@ -79,7 +79,7 @@ pub async fn check_linear_history(store: &dyn RuntimePersistence) -> u64 {
 /// Starts this test binary again, running only the test `name`, with `env` set.
 pub fn child(name: &str, env: &[(&str, &Path)]) -> Command {
     let mut command = Command::new(std::env::current_exe().expect("test binary"));
-    command.args(["--exact", name, "--nocapture", "--test-threads=1", "--quiet"]);
+    command.args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1", "--quiet"]);
     for (key, value) in env {
         command.env(key, value);
     }
