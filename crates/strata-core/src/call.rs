@@ -89,11 +89,6 @@ pub enum MethodClass {
 }
 
 impl MethodClass {
-    /// True when repeating the call after an ambiguous failure cannot duplicate its effect.
-    pub const fn is_idempotent(self) -> bool {
-        !matches!(self, MethodClass::UnkeyedWrite)
-    }
-
     /// True for reads.
     pub const fn is_read(self) -> bool {
         matches!(self, MethodClass::Read)

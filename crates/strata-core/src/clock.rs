@@ -50,11 +50,6 @@ impl ManualClock {
     pub fn advance(&self, ms: u64) {
         self.now_ms.fetch_add(ms, Ordering::SeqCst);
     }
-
-    /// Sets the clock to `now_ms`.
-    pub fn set(&self, now_ms: u64) {
-        self.now_ms.store(now_ms, Ordering::SeqCst);
-    }
 }
 
 impl Clock for ManualClock {

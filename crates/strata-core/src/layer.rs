@@ -106,11 +106,6 @@ impl<S, A> Decorated<S, A> {
     pub fn inner(&self) -> &S {
         &self.inner
     }
-
-    /// The decorator.
-    pub fn around(&self) -> &A {
-        &self.around
-    }
 }
 
 impl<S: fmt::Debug, A: fmt::Debug> fmt::Debug for Decorated<S, A> {

@@ -25,7 +25,7 @@ pub use call::{MethodClass, Operation, Request, Response};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorClass, StoreError};
 pub use factory::{SessionStoreFactory, SessionStoreRequest};
-pub use hash::{blob_ref, checkpoint_ref, commit_semantic_hash, is_blob_ref};
+pub use hash::{blob_ref, checkpoint_ref, commit_semantic_hash};
 pub use layer::{
     Around, Decorated, Identity, Layer, LayeredFactory, PassThrough, Stack, StoreBuilder,
 };
