@@ -12,24 +12,16 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use strata::memory::MemoryStore;
 use strata::{
-    Bytes, GraphCommitDelta, QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence,
-    RuntimeTurnCommitStamp, SessionMeta, SessionNodeRecord, SessionReadScope,
+    QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence, RuntimeTurnCommitStamp,
+    SessionMeta, SessionReadScope,
 };
 use strata_testkit::fixtures;
 
+mod support;
+use support::{append, node};
+
 const SESSION: &str = "bench";
 const SEEDED_NODES: usize = 1_000;
-
-fn node(id: String, parent: Option<String>) -> SessionNodeRecord {
-    SessionNodeRecord {
-        node_id: id,
-        parent_node_id: parent,
-        payload: Bytes::from_static(&[7; 256]),
-        timestamp_ms: 1,
-        frame_id: None,
-        cause: None,
-    }
-}
 
 /// A store holding one chain of `SEEDED_NODES` nodes.
 async fn seeded_store() -> MemoryStore {
@@ -40,14 +32,7 @@ async fn seeded_store() -> MemoryStore {
         })
         .collect();
     let leaf = nodes.last().map(|node| node.node_id.clone());
-    store
-        .commit_runtime_state(RuntimeCommit {
-            session_id: SESSION.into(),
-            graph: GraphCommitDelta::Append { nodes, leaf_node_id: leaf },
-            ..Default::default()
-        })
-        .await
-        .expect("seeding commit");
+    store.commit_runtime_state(append(SESSION, nodes, leaf)).await.expect("seeding commit");
     store
 }
 
@@ -83,14 +68,7 @@ fn bench_baseline(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| {
             sequence += 1;
             let id = format!("u{sequence}");
-            let commit = RuntimeCommit {
-                session_id: SESSION.into(),
-                graph: GraphCommitDelta::Append {
-                    nodes: vec![node(id.clone(), Some("n0".into()))],
-                    leaf_node_id: Some(id),
-                },
-                ..Default::default()
-            };
+            let commit = append(SESSION, vec![node(id.clone(), Some("n0".into()))], Some(id));
             let store = &store;
             async move { black_box(store.commit_runtime_state(commit).await.unwrap()) }
         })

@@ -26,37 +26,20 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use strata::file::{FileStore, FileStoreFactory, FileStoreOptions};
 use strata::{
-    Bytes, GraphCommitDelta, RuntimeCommit, RuntimePersistence, SessionNodeRecord,
-    SessionReadScope, SessionStoreFactory, SessionStoreRequest,
+    RuntimePersistence, SessionNodeRecord, SessionReadScope, SessionStoreFactory,
+    SessionStoreRequest,
 };
 use tokio::runtime::Runtime;
 
-const PAYLOAD: usize = 256;
+mod support;
+use support::{PAYLOAD, append, node};
+
 /// Size of the zero-filled file the preallocated raw loop overwrites (wrapping around).
 const PREALLOCATED_BYTES: usize = 64 << 20;
 const PATH_LEN: usize = 1_000;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-fn node(id: String, parent: Option<String>) -> SessionNodeRecord {
-    SessionNodeRecord {
-        node_id: id,
-        parent_node_id: parent,
-        payload: Bytes::from(vec![7u8; PAYLOAD]),
-        timestamp_ms: 0,
-        frame_id: None,
-        cause: None,
-    }
-}
-
-fn append(session: &str, nodes: Vec<SessionNodeRecord>, leaf: Option<String>) -> RuntimeCommit {
-    RuntimeCommit {
-        session_id: session.to_owned(),
-        graph: GraphCommitDelta::Append { nodes, leaf_node_id: leaf },
-        ..Default::default()
-    }
 }
 
 /// Appends node `n<i>` (child of `n<i-1>`) with a blind commit; `counter` numbers the nodes.
