@@ -79,6 +79,11 @@ pub enum StoreError {
     /// Transient unavailability (I/O error, connection refused…). Retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The call never reached the store: no connection could be had (refused, pool exhausted),
+    /// so nothing was sent and nothing applied. Retryable, even for writes that are not
+    /// idempotent.
+    #[error("store unreachable, nothing was sent: {0}")]
+    Unreachable(String),
     /// The call did not finish within its deadline.
     #[error("operation {operation} timed out after {elapsed:?}")]
     Timeout {
@@ -149,9 +154,10 @@ impl StoreError {
             Self::CorruptData { .. } | Self::UnsupportedRecordSchemaVersion { .. } => {
                 ErrorClass::Corrupt
             }
-            Self::Unavailable(_) | Self::Timeout { .. } | Self::Overloaded(_) => {
-                ErrorClass::Transient
-            }
+            Self::Unavailable(_)
+            | Self::Unreachable(_)
+            | Self::Timeout { .. }
+            | Self::Overloaded(_) => ErrorClass::Transient,
             Self::CircuitOpen { .. }
             | Self::RetriesExhausted { .. }
             | Self::Locked { .. }
@@ -163,6 +169,16 @@ impl StoreError {
     /// True when trying again may succeed (the method's idempotency class still decides).
     pub fn is_retryable(&self) -> bool {
         self.class() == ErrorClass::Transient
+    }
+
+    /// True when the error proves the store applied nothing because the call was turned away
+    /// before it reached the store: [`Unreachable`](Self::Unreachable),
+    /// [`Overloaded`](Self::Overloaded) (a limiter or load shedder refused it) and
+    /// [`CircuitOpen`](Self::CircuitOpen). Only then may a retry repeat an unkeyed write.
+    /// [`Unavailable`](Self::Unavailable) and [`Timeout`](Self::Timeout) prove nothing: the
+    /// store may have applied the call before the failure (an ambiguous outcome).
+    pub fn proves_nothing_applied(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Overloaded(_) | Self::CircuitOpen { .. })
     }
 
     /// True for the four semantic answers (conflicts, mismatch, expired claim).
@@ -182,6 +198,7 @@ impl StoreError {
             Self::InvalidInput(_) => "invalid_input",
             Self::CorruptData { .. } => "corrupt_data",
             Self::Unavailable(_) => "unavailable",
+            Self::Unreachable(_) => "unreachable",
             Self::Timeout { .. } => "timeout",
             Self::Overloaded(_) => "overloaded",
             Self::CircuitOpen { .. } => "circuit_open",
@@ -223,12 +240,24 @@ mod tests {
     fn only_transient_faults_are_retryable() {
         assert!(StoreError::Unavailable("disk".into()).is_retryable());
         assert!(StoreError::Overloaded("limit".into()).is_retryable());
+        assert!(StoreError::Unreachable("refused".into()).is_retryable());
         assert!(!StoreError::InvalidInput("bad id".into()).is_retryable());
         assert!(
             !StoreError::CorruptData { location: "f:0".into(), detail: "crc".into() }
                 .is_retryable()
         );
         assert!(!StoreError::Locked { path: "/x".into() }.is_retryable());
+    }
+
+    #[test]
+    fn only_calls_turned_away_before_the_store_prove_nothing_was_applied() {
+        assert!(StoreError::Unreachable("refused".into()).proves_nothing_applied());
+        assert!(StoreError::Overloaded("limit".into()).proves_nothing_applied());
+        let open = StoreError::CircuitOpen { operation: "vacuum", retry_after: Duration::ZERO };
+        assert!(open.proves_nothing_applied());
+        assert!(!StoreError::Unavailable("lost reply".into()).proves_nothing_applied());
+        let timeout = StoreError::Timeout { operation: "vacuum", elapsed: Duration::ZERO };
+        assert!(!timeout.proves_nothing_applied());
     }
 
     #[test]

@@ -43,4 +43,11 @@ pub trait SessionStoreFactory: Send + Sync {
 
     /// Deletes the session's durable state; idempotent.
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError>;
+
+    /// The ids of every session this factory holds (created and not deleted), sorted. Used by
+    /// tools that look across sessions (the orphan-attachment sweeper, `strata inspect`).
+    /// Default: a loud [`StoreError::Unsupported`]; every factory of this project lists.
+    async fn list_sessions(&self) -> Result<Vec<String>, StoreError> {
+        Err(StoreError::Unsupported("list_sessions"))
+    }
 }

@@ -275,6 +275,7 @@ impl<F: fmt::Debug, L: fmt::Debug> fmt::Debug for LayeredFactory<F, L> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<F, L> SessionStoreFactory for LayeredFactory<F, L>
 where
@@ -304,5 +305,9 @@ where
 
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
         self.factory.delete_session(session_id).await
+    }
+
+    async fn list_sessions(&self) -> Result<Vec<String>, StoreError> {
+        self.factory.list_sessions().await
     }
 }

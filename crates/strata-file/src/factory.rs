@@ -47,6 +47,20 @@ impl FileStoreFactory {
         FileStore::open(self.session_dir(session_id)?, self.options.clone())
     }
 
+    fn session_ids(&self) -> Result<Vec<String>, StoreError> {
+        let listing = |error| StoreError::io(format!("list {}", self.root.display()), error);
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(listing)? {
+            let entry = entry.map_err(listing)?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if validate_id("session id", &name).is_ok() && engine::store_exists(&entry.path()) {
+                ids.push(name);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     /// Removes a session directory, retiring this process's engine of it first, or making sure
     /// (by taking its lock) that no other process has it open.
     fn delete_dir(&self, session_id: &str, dir: &Path) -> Result<(), StoreError> {
@@ -69,6 +83,7 @@ impl FileStoreFactory {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl SessionStoreFactory for FileStoreFactory {
     fn durability_tier(&self) -> DurabilityTier {
@@ -98,5 +113,11 @@ impl SessionStoreFactory for FileStoreFactory {
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
         let dir = self.session_dir(session_id)?;
         blocking(|| self.delete_dir(session_id, &dir))
+    }
+
+    /// The subdirectories of the root that hold a store and whose names are valid session
+    /// ids (anything else in the root is ignored).
+    async fn list_sessions(&self) -> Result<Vec<String>, StoreError> {
+        blocking(|| self.session_ids())
     }
 }

@@ -173,6 +173,13 @@ impl SessionStoreFactory for MemoryStoreFactory {
         self.sessions.lock().map_err(|_| poisoned())?.remove(session_id);
         Ok(())
     }
+
+    async fn list_sessions(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> =
+            self.sessions.lock().map_err(|_| poisoned())?.keys().cloned().collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
 }
 
 #[cfg(test)]

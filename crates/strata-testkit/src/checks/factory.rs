@@ -12,6 +12,7 @@ pub(super) const CHECKS: &[Check] = checks![
     "factory::delete_session_is_idempotent" Factory => delete_session,
     "factory::handles_of_one_session_share_state" Factory => handles_share_state,
     "factory::sessions_are_isolated" Factory => sessions_isolated,
+    "factory::list_sessions_names_created_not_deleted" Factory => list_sessions,
 ];
 
 async fn create(
@@ -120,4 +121,21 @@ async fn sessions_isolated(env: &Env) -> Outcome {
     expect_eq("session-b's meta", &None, &b.load_session_meta().await.step("load_session_meta")?)?;
     commit_ok(&*b, "first commit on session-b", commit("session-b").build()).await?;
     expect_eq("session-b's revision", &1, &full(&*b).await?.head_revision)
+}
+
+async fn list_sessions(env: &Env) -> Outcome {
+    let factory = env.factory().await?;
+    let before = factory.list_sessions().await.step("list_sessions of a fresh factory")?;
+    expect_eq("list_sessions of a fresh factory", &Vec::<String>::new(), &before)?;
+    for session in ["list-b", "list-a", "list-c"] {
+        let store = create(&*factory, session).await?;
+        commit_ok(&*store, "commit", commit(session).append([node("n", None)]).build()).await?;
+    }
+    factory.delete_session("list-c").await.step("delete_session(\"list-c\")")?;
+    let listed = factory.list_sessions().await.step("list_sessions")?;
+    expect_eq(
+        "list_sessions after creating list-b, list-a, list-c and deleting list-c (sorted)",
+        &vec!["list-a".to_owned(), "list-b".to_owned()],
+        &listed,
+    )
 }
