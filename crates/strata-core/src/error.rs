@@ -79,11 +79,11 @@ pub enum StoreError {
     /// Transient unavailability (I/O error, connection refused…). Retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The call never reached the store: no connection could be had (refused, pool exhausted),
-    /// so nothing was sent and nothing applied. Retryable, even for writes that are not
-    /// idempotent.
-    #[error("store unreachable, nothing was sent: {0}")]
-    Unreachable(String),
+    /// A transient failure that provably applied nothing: the call never reached the store (no
+    /// connection could be had: refused, pool exhausted) or the store rolled it back whole
+    /// (serialization failure, deadlock). Retryable, even for writes that are not idempotent.
+    #[error("transient failure, nothing was applied: {0}")]
+    NotApplied(String),
     /// The call did not finish within its deadline.
     #[error("operation {operation} timed out after {elapsed:?}")]
     Timeout {
@@ -155,7 +155,7 @@ impl StoreError {
                 ErrorClass::Corrupt
             }
             Self::Unavailable(_)
-            | Self::Unreachable(_)
+            | Self::NotApplied(_)
             | Self::Timeout { .. }
             | Self::Overloaded(_) => ErrorClass::Transient,
             Self::CircuitOpen { .. }
@@ -171,14 +171,13 @@ impl StoreError {
         self.class() == ErrorClass::Transient
     }
 
-    /// True when the error proves the store applied nothing because the call was turned away
-    /// before it reached the store: [`Unreachable`](Self::Unreachable),
-    /// [`Overloaded`](Self::Overloaded) (a limiter or load shedder refused it) and
-    /// [`CircuitOpen`](Self::CircuitOpen). Only then may a retry repeat an unkeyed write.
+    /// True when a transient error proves the store applied nothing:
+    /// [`NotApplied`](Self::NotApplied), [`Overloaded`](Self::Overloaded) (a limiter or load
+    /// shedder turned the call away) and [`CircuitOpen`](Self::CircuitOpen). Only then may a retry repeat an unkeyed write.
     /// [`Unavailable`](Self::Unavailable) and [`Timeout`](Self::Timeout) prove nothing: the
     /// store may have applied the call before the failure (an ambiguous outcome).
     pub fn proves_nothing_applied(&self) -> bool {
-        matches!(self, Self::Unreachable(_) | Self::Overloaded(_) | Self::CircuitOpen { .. })
+        matches!(self, Self::NotApplied(_) | Self::Overloaded(_) | Self::CircuitOpen { .. })
     }
 
     /// True for the four semantic answers (conflicts, mismatch, expired claim).
@@ -198,7 +197,7 @@ impl StoreError {
             Self::InvalidInput(_) => "invalid_input",
             Self::CorruptData { .. } => "corrupt_data",
             Self::Unavailable(_) => "unavailable",
-            Self::Unreachable(_) => "unreachable",
+            Self::NotApplied(_) => "not_applied",
             Self::Timeout { .. } => "timeout",
             Self::Overloaded(_) => "overloaded",
             Self::CircuitOpen { .. } => "circuit_open",
@@ -240,7 +239,7 @@ mod tests {
     fn only_transient_faults_are_retryable() {
         assert!(StoreError::Unavailable("disk".into()).is_retryable());
         assert!(StoreError::Overloaded("limit".into()).is_retryable());
-        assert!(StoreError::Unreachable("refused".into()).is_retryable());
+        assert!(StoreError::NotApplied("refused".into()).is_retryable());
         assert!(!StoreError::InvalidInput("bad id".into()).is_retryable());
         assert!(
             !StoreError::CorruptData { location: "f:0".into(), detail: "crc".into() }
@@ -250,8 +249,8 @@ mod tests {
     }
 
     #[test]
-    fn only_calls_turned_away_before_the_store_prove_nothing_was_applied() {
-        assert!(StoreError::Unreachable("refused".into()).proves_nothing_applied());
+    fn only_calls_turned_away_or_rolled_back_prove_nothing_was_applied() {
+        assert!(StoreError::NotApplied("refused".into()).proves_nothing_applied());
         assert!(StoreError::Overloaded("limit".into()).proves_nothing_applied());
         let open = StoreError::CircuitOpen { operation: "vacuum", retry_after: Duration::ZERO };
         assert!(open.proves_nothing_applied());
