@@ -64,6 +64,14 @@ pub trait Layer<S> {
     type Store;
     /// Wraps `inner`.
     fn layer(&self, inner: S) -> Self::Store;
+    /// Wraps `inner`, the handle of `session_id`. A [`LayeredFactory`] (and
+    /// [`StoreBuilder::build_for_session`]) call this, so a layer that keeps per-session state
+    /// (a cache shared by every handle of a session, the session's attachment scope) can key
+    /// it by session. Default: [`layer`](Self::layer).
+    fn layer_session(&self, session_id: &str, inner: S) -> Self::Store {
+        let _ = session_id;
+        self.layer(inner)
+    }
 }
 
 /// Behaviour around every async trait call of the store it wraps.
@@ -196,6 +204,9 @@ impl<S, Inner: Layer<S>, Outer: Layer<Inner::Store>> Layer<S> for Stack<Inner, O
     fn layer(&self, store: S) -> Self::Store {
         self.outer.layer(self.inner.layer(store))
     }
+    fn layer_session(&self, session_id: &str, store: S) -> Self::Store {
+        self.outer.layer_session(session_id, self.inner.layer_session(session_id, store))
+    }
 }
 
 impl<Inner: fmt::Debug, Outer: fmt::Debug> fmt::Debug for Stack<Inner, Outer> {
@@ -234,6 +245,14 @@ impl<L> StoreBuilder<L> {
         L: Layer<S>,
     {
         self.layers.layer(store)
+    }
+
+    /// Wraps `store`, the handle of `session_id`, in the stack (see [`Layer::layer_session`]).
+    pub fn build_for_session<S>(&self, session_id: &str, store: S) -> L::Store
+    where
+        L: Layer<S>,
+    {
+        self.layers.layer_session(session_id, store)
     }
 
     /// Wraps `store` in the stack and erases the type.
@@ -291,8 +310,8 @@ where
         &self,
         request: SessionStoreRequest,
     ) -> Result<Arc<dyn RuntimePersistence>, StoreError> {
-        let store = self.factory.create_store(request).await?;
-        Ok(Arc::new(self.layers.layer(store)))
+        let store = self.factory.create_store(request.clone()).await?;
+        Ok(Arc::new(self.layers.layer_session(&request.session_id, store)))
     }
 
     async fn open_existing_store(
@@ -300,7 +319,9 @@ where
         session_id: &str,
     ) -> Result<Option<Arc<dyn RuntimePersistence>>, StoreError> {
         let store = self.factory.open_existing_store(session_id).await?;
-        Ok(store.map(|store| Arc::new(self.layers.layer(store)) as Arc<dyn RuntimePersistence>))
+        Ok(store.map(|store| {
+            Arc::new(self.layers.layer_session(session_id, store)) as Arc<dyn RuntimePersistence>
+        }))
     }
 
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {

@@ -229,6 +229,35 @@ mod tests {
         assert_eq!(store.list_queued_work("s").await.unwrap(), vec![batch]);
     }
 
+    /// A layer that wraps nothing and records the sessions it was told about.
+    #[derive(Clone, Default)]
+    struct RecordSessions(Arc<Mutex<Vec<String>>>);
+
+    impl<S> Layer<S> for RecordSessions {
+        type Store = S;
+        fn layer(&self, inner: S) -> S {
+            self.0.lock().unwrap().push("(no session)".into());
+            inner
+        }
+        fn layer_session(&self, session_id: &str, inner: S) -> S {
+            self.0.lock().unwrap().push(session_id.into());
+            inner
+        }
+    }
+
+    #[tokio::test]
+    async fn a_layered_factory_tells_every_layer_of_the_stack_its_session() {
+        let recorded = RecordSessions::default();
+        let builder = StoreBuilder::new().layer(recorded.clone()).layer(PassThrough::default());
+        let factory = builder.clone().build_factory(MemoryStoreFactory::new());
+        factory.create_store(SessionStoreRequest::new("a")).await.unwrap();
+        factory.open_existing_store("a").await.unwrap().unwrap();
+        assert!(factory.open_existing_store("never").await.unwrap().is_none());
+        builder.build_for_session("b", MemoryStore::new());
+        builder.build(MemoryStore::new());
+        assert_eq!(*recorded.0.lock().unwrap(), ["a", "a", "b", "(no session)"]);
+    }
+
     #[tokio::test]
     async fn factory_shares_state_per_session_and_deletes_idempotently() {
         let factory = MemoryStoreFactory::new();
