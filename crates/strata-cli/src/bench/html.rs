@@ -114,7 +114,7 @@ fn legend(page: &mut String, report: &BenchReport) {
             "<span><i class=\"swatch\" style=\"background:{}\"></i>{} ({})</span>",
             colour(index),
             escape(&configuration.label),
-            escape(&configuration.stack)
+            escape(&configuration.description())
         );
     }
     page.push_str("</p>\n");
@@ -262,6 +262,16 @@ impl LogScale {
     }
 }
 
+/// An axis label for a power of ten of nanoseconds: `100 ns`, `1 µs`, `10 ms`, `1 s`.
+fn decade_label(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{} µs", ns / 1_000),
+        1_000_000..1_000_000_000 => format!("{} ms", ns / 1_000_000),
+        _ => format!("{} s", ns / 1_000_000_000),
+    }
+}
+
 /// The smallest and largest latency any configuration showed for `names` (p50 and max).
 fn latency_range(report: &BenchReport, names: &[&str]) -> (u64, u64) {
     let latencies = || {
@@ -326,7 +336,7 @@ fn overview_chart(page: &mut String, report: &BenchReport) {
             top - 6.0,
             height - 6.0,
             top - 10.0,
-            format_ns(decade)
+            decade_label(decade)
         );
     }
     for (row, name) in names.iter().enumerate() {
@@ -395,7 +405,7 @@ fn percentile_chart(page: &mut String, report: &BenchReport, chart: usize, name:
             width - right,
             left - 6.0,
             y + 4.0,
-            format_ns(decade)
+            decade_label(decade)
         );
     }
     for (percentile, label) in [
@@ -453,6 +463,8 @@ mod tests {
         assert!((scale.at(10_000) - 50.0).abs() < 1e-9);
         let flat = LogScale::new(1_000, 1_000, 0.0, 10.0);
         assert_eq!(flat.decades().count(), 2);
+        let labels: Vec<String> = [100, 1_000, 10_000_000, 1_000_000_000].map(decade_label).into();
+        assert_eq!(labels, ["100 ns", "1 µs", "10 ms", "1 s"]);
     }
 
     #[test]
