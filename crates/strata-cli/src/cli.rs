@@ -1,5 +1,5 @@
 //! The command line: global flags and one subcommand per job (`clap` derive). Every command
-//! has `--help` with examples; [`EXIT_CODES`] is shown under the top-level help.
+//! has `--help` with examples and [`EXIT_CODES`].
 
 use std::path::PathBuf;
 
@@ -8,27 +8,44 @@ use tracing::level_filters::LevelFilter;
 
 use crate::stack::{self, StackSpec};
 
-/// Exit statuses, shared by every command (also in the crate docs).
-pub const EXIT_CODES: &str = "\
-Exit status:
+/// The exit-status table, as a literal so that help texts can `concat!` it.
+macro_rules! exit_codes {
+    () => {
+        "Exit status:
   0    success
   1    the command could not do its job (a missing directory, an unwritable report, a store
        that cannot be opened); one line on stderr says what to fix
   2    bad arguments (one line on stderr; see --help)
   3    the command ran, and found failures: `bench` saw operations fail unexpectedly (the
        reports are still written and count them)
-  101  internal error: a bug in strata (please report it)";
+  101  internal error: a bug in strata (please report it)"
+    };
+}
 
-/// Benchmark Strata's backends and layer stacks on a realistic agent-session workload.
+/// Exit statuses, shared by every command (shown under every command's help).
+pub const EXIT_CODES: &str = exit_codes!();
+
+/// Strata's command-line tool: benchmark store backends and layer stacks.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, propagate_version = true, after_help = EXIT_CODES)]
+#[command(name = "strata", version, propagate_version = true, after_help = TOP_HELP)]
 pub struct Cli {
+    /// Global flags: how much to say on stderr.
     #[command(flatten)]
     pub verbosity: Verbosity,
 
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
+
+const TOP_HELP: &str = concat!(
+    "Examples:
+  strata bench --compare file file+metrics file+tracing+metrics
+  strata bench --help
+
+",
+    exit_codes!()
+);
 
 /// How much the tool says on stderr.
 #[derive(Debug, Args)]
@@ -86,25 +103,36 @@ p99 and max. Outcomes the workload provokes on purpose are counted as `expected`
 error, or a result that contradicts the workload (an empty claim, a wrong path), counts as
 `failed` and makes the exit status 3.
 
+The layers do real work: the tool installs a tracing-subscriber that records the tracing
+layer's spans and events up to --trace-level (formatted in full, then discarded, so no I/O
+is timed) and, when a configuration has the metrics layer, the Prometheus recorder; the
+report shows how many spans and calls they recorded next to the store calls made.
+
 With --compare, every configuration runs the same workload, interleaved in rounds (round r
 runs the next slice of turns on each configuration in turn, starting with a different one
 each round) so machine noise hits all alike; each is reported as a ratio against the first.";
 
-const BENCH_EXAMPLES: &str = "\
-Examples:
+const BENCH_EXAMPLES: &str = concat!(
+    "Examples:
   strata bench                                  file store, default workload
   strata bench --backend memory --layers metrics,tracing
   strata bench --compare file file+metrics file+tracing+metrics --report bench.html
   strata bench --sessions 2 --turns 5000 --reload-every 100 --json big.json
-  strata bench --dir /mnt/nvme/strata-bench     measure another disk (the data is kept)";
+  strata bench --dir /mnt/nvme/strata-bench     measure another disk (the data is kept)
+
+",
+    exit_codes!()
+);
 
 /// `strata bench` arguments.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// The backend (listed in `--help` from the backend table).
     #[arg(long, value_name = "NAME", default_value = "file", help = stack::backends_help(),
           value_parser = parse_backend, help_heading = "Stack")]
     pub backend: String,
 
+    /// The layers, as typed (listed in `--help` from the layer table).
     #[arg(long, value_name = "LIST", value_delimiter = ',', help = stack::layers_help(),
           value_parser = parse_layer, help_heading = "Stack")]
     pub layers: Vec<String>,

@@ -44,7 +44,7 @@ pub type OpenBackend = fn(dir: Option<&Path>) -> Result<Arc<dyn SessionStoreFact
 pub const BACKENDS: &[Backend] = &[
     Backend {
         name: "file",
-        summary: "the durable file store (the embedded default: fsync before every acknowledgement)",
+        summary: "the durable file store, fsync before every acknowledgement (default)",
         uses_dir: true,
         open: |dir| {
             let dir = dir.expect("the file backend is always given a directory");
@@ -88,7 +88,7 @@ where
 pub struct LayerKind {
     /// Name used on the command line.
     pub name: &'static str,
-    /// One line for `--help`: what it does and what the tool installs for it.
+    /// One short line for `--help`: what it records and what the tool installs for it.
     pub summary: &'static str,
     /// Makes the layer for the configuration labelled `label` (used as its store name).
     pub make: fn(label: &str) -> Box<dyn HandleLayer>,
@@ -98,14 +98,12 @@ pub struct LayerKind {
 pub const LAYERS: &[LayerKind] = &[
     LayerKind {
         name: "tracing",
-        summary: "one span per store call; the tool installs a tracing-subscriber that formats \
-                  every span and event up to --trace-level and discards the text",
+        summary: "a span per call, formatted and discarded up to --trace-level",
         make: |label| Box::new(TracingLayer::default().with_namespace(label.to_owned())),
     },
     LayerKind {
         name: "metrics",
-        summary: "calls, outcomes, durations and sizes through the `metrics` facade; the tool \
-                  installs the Prometheus recorder (store label = the configuration)",
+        summary: "call counts, durations and sizes, into the Prometheus recorder",
         make: |label| Box::new(MetricsLayer::default().with_store_name(label.to_owned())),
     },
 ];
@@ -131,7 +129,7 @@ fn names(names: impl Iterator<Item = &'static str>) -> String {
     names.collect::<Vec<_>>().join(", ")
 }
 
-/// The `--help` text listing the backends.
+/// The `--help` text listing the backends (one line each, so keep summaries short).
 pub fn backends_help() -> String {
     let mut help = String::from("Backend to run on:");
     for backend in BACKENDS {

@@ -64,7 +64,7 @@ impl Configuration {
 /// Runs `strata bench`.
 pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Result<(), CliError> {
     let specs = args.configurations().map_err(CliError::Usage)?;
-    let workload = workload(args)?;
+    let workload = workload_from(args)?;
     if let Some(path) = &args.json {
         error::require_writable_file("JSON report", path)?;
     }
@@ -126,7 +126,7 @@ pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Resu
     }
 }
 
-fn workload(args: &BenchArgs) -> Result<Workload, CliError> {
+fn workload_from(args: &BenchArgs) -> Result<Workload, CliError> {
     if args.rounds > args.turns {
         return Err(CliError::Usage(format!(
             "--rounds {} is more than --turns {}: a round needs at least one turn",

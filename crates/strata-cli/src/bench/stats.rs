@@ -210,7 +210,7 @@ impl Recorder {
         }
     }
 
-    /// Keeps the description of a failure (the first [`KEPT_FAILURES`]).
+    /// Keeps the description of a failure (the first 20; the count is always exact).
     pub fn describe_failure(&mut self, description: String) {
         if self.failures.len() < KEPT_FAILURES {
             self.failures.push(description);
