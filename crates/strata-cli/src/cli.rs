@@ -159,7 +159,7 @@ pub struct BenchArgs {
     pub sessions: u32,
 
     /// Turns per session
-    #[arg(long, value_name = "T", default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=10_000_000),
+    #[arg(long, value_name = "T", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=10_000_000),
           help_heading = "Workload")]
     pub turns: u32,
 
@@ -169,7 +169,7 @@ pub struct BenchArgs {
     pub concurrency: u32,
 
     /// Rounds the turns are split into (interleaving point for --compare)
-    #[arg(long, value_name = "R", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000),
+    #[arg(long, value_name = "R", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000),
           help_heading = "Workload")]
     pub rounds: u32,
 

@@ -22,8 +22,10 @@ use tracing::Subscriber;
 use tracing::level_filters::LevelFilter;
 use tracing::span::Id;
 use tracing_subscriber::Layer;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -60,6 +62,7 @@ pub fn install_subscriber(console_level: LevelFilter, store_level: LevelFilter) 
         .with_ansi(std::io::stderr().is_terminal())
         .with_filter(console_level);
     let store_layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(StoreFields::default())
         .with_writer(std::io::sink)
         .with_ansi(false)
         .and_then(SpanCounter(Arc::clone(&store_spans)))
@@ -67,6 +70,22 @@ pub fn install_subscriber(console_level: LevelFilter, store_level: LevelFilter) 
     // A second installation (only in a test harness) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(console_layer).with(store_layer).try_init();
     Observability { console, store_spans }
+}
+
+/// The default field formatting, as a type of its own: each `fmt` layer keeps a span's
+/// formatted fields in the span's extensions under its formatter's type, so two layers with
+/// the same type would both append to one string (fields shown twice at `-vv`).
+#[derive(Default)]
+struct StoreFields(DefaultFields);
+
+impl<'writer> FormatFields<'writer> for StoreFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
 }
 
 /// Counts closed spans.

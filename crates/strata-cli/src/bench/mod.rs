@@ -87,8 +87,9 @@ pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Resu
         let place = configuration
             .dir
             .as_ref()
-            .map_or(String::new(), |dir| format!(" in {}", dir.display()));
-        tracing::info!("{}: {}{place}", configuration.label, configuration.spec.resolved_order());
+            .map_or(String::new(), |dir| format!(", store in {}", dir.display()));
+        let order = configuration.spec.resolved_order();
+        tracing::info!("configuration {}: {order}{place}", configuration.label);
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
