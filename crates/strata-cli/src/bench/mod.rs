@@ -196,8 +196,7 @@ fn open_configurations(
         };
         let dir = match root {
             Some(root) if spec.backend().uses_dir => {
-                let dir =
-                    root.join(format!("{}-{}", index + 1, label.replace(['+', ' ', '#'], "-")));
+                let dir = root.join(format!("{}-{}", index + 1, slug(&label)));
                 std::fs::create_dir(&dir).map_err(|error| match error.kind() {
                     std::io::ErrorKind::AlreadyExists => CliError::Usage(format!(
                         "{} already exists; point --dir at another directory or remove it",
@@ -235,6 +234,15 @@ fn open_configurations(
         });
     }
     Ok(configurations)
+}
+
+/// `file+tracing #2` → `file-tracing-2`: a label as a directory name.
+fn slug(label: &str) -> String {
+    label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn progress_bar(workload: &Workload, configurations: usize, quiet: bool) -> ProgressBar {
@@ -340,6 +348,12 @@ fn record_metrics_calls(configurations: &mut [Configuration], handle: &Prometheu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_become_plain_directory_names() {
+        assert_eq!(slug("file+tracing+metrics"), "file-tracing-metrics");
+        assert_eq!(slug("file #2"), "file-2");
+    }
 
     #[test]
     fn slices_cover_every_turn_once() {
