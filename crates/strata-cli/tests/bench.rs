@@ -179,7 +179,7 @@ fn dir_keeps_each_configurations_store_and_never_reuses_one() {
             .arg(scratch.path())
             .assert()
     };
-    run().success().stdout(predicate::str::contains("store kept in"));
+    run().success().stdout(predicate::str::contains("Store kept in"));
     let kept = scratch.path().join("1-file");
     for session in ["session-00000", "session-00001"] {
         assert!(kept.join(session).is_dir(), "{session} is kept in {}", kept.display());

@@ -12,7 +12,7 @@
 use std::fmt::Write;
 
 use super::report::{
-    BenchReport, ConfigurationReport, Latency, format_ns, format_rate, format_ratio,
+    BenchReport, ConfigurationReport, Latency, OPERATION_COLUMNS, RATIO_COLUMNS, format_ns,
 };
 
 /// Okabe–Ito colours (distinguishable with colour-blindness), one per configuration.
@@ -120,74 +120,46 @@ fn legend(page: &mut String, report: &BenchReport) {
     page.push_str("</p>\n");
 }
 
-fn configuration_table(page: &mut String, index: usize, c: &ConfigurationReport) {
-    let _ = write!(
-        page,
-        "<h3><i class=\"swatch\" style=\"background:{}\"></i>{}</h3>\n<p class=\"note\">{} · {} · \
-         {} turns in {:.2} s, {} turns/s</p>\n<table>\n<tr><th>operation</th><th>calls</th>\
-         <th>per s</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>expected</th>\
-         <th>failed</th></tr>\n",
-        colour(index),
-        escape(&c.label),
-        escape(&c.stack),
-        c.durability_tier,
-        c.totals.turns,
-        c.seconds,
-        format_rate(c.turns_per_second)
-    );
-    for op in &c.operations {
-        let Some(latency) = &op.latency_ns else { continue };
-        let failed = if op.failed > 0 { " class=\"failed\"" } else { "" };
-        let _ = writeln!(
-            page,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td{failed}>{}</td></tr>",
-            op.name,
-            op.calls,
-            format_rate(op.per_second),
-            format_ns(latency.p50),
-            format_ns(latency.p95),
-            format_ns(latency.p99),
-            format_ns(latency.max),
-            op.expected,
-            op.failed
-        );
+/// A table: `header`, then `rows`; a non-zero last cell is marked `failed` when
+/// `mark_failures`.
+fn table<const N: usize>(
+    page: &mut String,
+    header: [&str; N],
+    rows: Vec<[String; N]>,
+    mark_failures: bool,
+) {
+    page.push_str("<table>\n<tr>");
+    for column in header {
+        let _ = write!(page, "<th>{column}</th>");
+    }
+    page.push_str("</tr>\n");
+    for row in rows {
+        page.push_str("<tr>");
+        for (column, cell) in row.iter().enumerate() {
+            let failed = mark_failures && column + 1 == N && cell != "0";
+            let class = if failed { " class=\"failed\"" } else { "" };
+            let _ = write!(page, "<td{class}>{}</td>", escape(cell));
+        }
+        page.push_str("</tr>\n");
     }
     page.push_str("</table>\n");
-    let t = &c.totals;
+}
+
+fn configuration_table(page: &mut String, index: usize, c: &ConfigurationReport) {
     let _ = writeln!(
         page,
-        "<p class=\"note\">Acknowledged: {} nodes ({} payload bytes), {} batches completed, {} \
-         attachments, {} usage rows; maintenance: {} tombstoned, {} vacuumed, {} blobs collected.</p>",
-        t.nodes_appended,
-        t.node_payload_bytes,
-        t.batches_completed,
-        t.attachments_committed,
-        t.usage_rows,
-        t.nodes_tombstoned,
-        t.nodes_vacuumed,
-        t.blobs_collected
+        "<h3><i class=\"swatch\" style=\"background:{}\"></i>{}</h3>\n<p class=\"note\">{} · {}</p>",
+        colour(index),
+        escape(&c.label),
+        escape(&c.description()),
+        escape(&c.headline())
     );
-    if let Some(spans) = c.tracing_spans {
-        let _ = writeln!(
-            page,
-            "<p class=\"note\">Tracing layer: {spans} spans recorded for {} store calls.</p>",
-            c.store_calls
-        );
+    table(page, OPERATION_COLUMNS, c.rows(), true);
+    for note in c.notes() {
+        let _ = writeln!(page, "<p class=\"note\">{}</p>", escape(&note));
     }
-    if let Some(calls) = c.metrics_calls {
-        let _ = writeln!(
-            page,
-            "<p class=\"note\">Metrics layer: {calls} calls counted by the Prometheus recorder for {} store calls.</p>",
-            c.store_calls
-        );
-    }
-    if c.failed > 0 {
-        let _ = writeln!(
-            page,
-            "<p class=\"failed\">{} calls failed unexpectedly; first failures:</p>\n<ul>",
-            c.failed
-        );
+    if let Some(summary) = c.failure_summary() {
+        let _ = writeln!(page, "<p class=\"failed\">{}:</p>\n<ul>", escape(&summary));
         for failure in &c.failures {
             let _ = writeln!(page, "<li>{}</li>", escape(failure));
         }
@@ -197,23 +169,8 @@ fn configuration_table(page: &mut String, index: usize, c: &ConfigurationReport)
 
 fn comparisons(page: &mut String, report: &BenchReport) {
     for comparison in &report.comparisons {
-        let _ = write!(
-            page,
-            "<p class=\"note\"><b>{}</b> against <b>{}</b>: run time {} (above 1.00× is slower)</p>\n\
-             <table>\n<tr><th>operation</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>\n",
-            escape(&comparison.label),
-            escape(&comparison.baseline),
-            format_ratio(comparison.time_ratio)
-        );
-        for op in &comparison.operations {
-            let [p50, p95, p99, max] = [op.p50, op.p95, op.p99, op.max].map(format_ratio);
-            let _ = writeln!(
-                page,
-                "<tr><td>{}</td><td>{p50}</td><td>{p95}</td><td>{p99}</td><td>{max}</td></tr>",
-                op.name
-            );
-        }
-        page.push_str("</table>\n");
+        let _ = writeln!(page, "<p class=\"note\">{}</p>", escape(&comparison.headline()));
+        table(page, RATIO_COLUMNS, comparison.rows(), false);
     }
 }
 

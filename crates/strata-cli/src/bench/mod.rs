@@ -109,10 +109,13 @@ pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Resu
     drop(runtime);
 
     let report = BenchReport::new(&workload, &configurations, args.dir.is_some());
-    let mut stdout = std::io::stdout().lock();
-    report
-        .write_table(&mut stdout)
-        .map_err(CliError::io("write to", std::path::Path::new("stdout")))?;
+    match report.write_table(&mut std::io::stdout().lock()) {
+        // A reader that stopped early (`| head`) still gets the files below.
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(CliError::io("write to", std::path::Path::new("stdout"))(error));
+        }
+        _ => {}
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report).expect("the report serializes");
         std::fs::write(path, json).map_err(CliError::io("write the JSON report to", path))?;

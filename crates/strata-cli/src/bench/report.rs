@@ -149,7 +149,85 @@ pub struct OperationRatio {
     pub max: f64,
 }
 
+/// Columns of a configuration's table (text and HTML).
+pub const OPERATION_COLUMNS: [&str; 9] =
+    ["operation", "calls", "per s", "p50", "p95", "p99", "max", "expected", "failed"];
+
+/// Columns of a comparison's table (text and HTML).
+pub const RATIO_COLUMNS: [&str; 5] = ["operation", "p50", "p95", "p99", "max"];
+
 impl ConfigurationReport {
+    /// `2400 turns in 6.36 s, 378 turns/s`.
+    pub fn headline(&self) -> String {
+        format!(
+            "{} turns in {:.2} s, {} turns/s",
+            self.totals.turns,
+            self.seconds,
+            format_rate(self.turns_per_second)
+        )
+    }
+
+    /// One row per operation called, under [`OPERATION_COLUMNS`].
+    pub fn rows(&self) -> Vec<[String; 9]> {
+        let called = self.operations.iter().filter_map(|op| Some((op, op.latency_ns.as_ref()?)));
+        called
+            .map(|(op, latency)| {
+                [
+                    op.name.to_owned(),
+                    op.calls.to_string(),
+                    format_rate(op.per_second),
+                    format_ns(latency.p50),
+                    format_ns(latency.p95),
+                    format_ns(latency.p99),
+                    format_ns(latency.max),
+                    op.expected.to_string(),
+                    op.failed.to_string(),
+                ]
+            })
+            .collect()
+    }
+
+    /// Sentences under the table: what the stores acknowledged, what the layers recorded,
+    /// where the store was kept.
+    pub fn notes(&self) -> Vec<String> {
+        let t = &self.totals;
+        let mut notes = vec![format!(
+            "Acknowledged: {} nodes ({} payload bytes), {} batches completed, {} attachments, \
+             {} usage rows; maintenance: {} tombstoned, {} vacuumed, {} blobs collected.",
+            t.nodes_appended,
+            t.node_payload_bytes,
+            t.batches_completed,
+            t.attachments_committed,
+            t.usage_rows,
+            t.nodes_tombstoned,
+            t.nodes_vacuumed,
+            t.blobs_collected
+        )];
+        let calls = self.store_calls;
+        if let Some(spans) = self.tracing_spans {
+            notes.push(format!("Tracing layer: {spans} spans recorded for {calls} store calls."));
+        }
+        if let Some(counted) = self.metrics_calls {
+            notes.push(format!(
+                "Metrics layer: {counted} calls counted by the Prometheus recorder for {calls} store calls."
+            ));
+        }
+        if let Some(dir) = &self.dir {
+            notes.push(format!("Store kept in {dir}."));
+        }
+        notes
+    }
+
+    /// `3 calls failed unexpectedly, 1 session stopped; first failures`, when any did.
+    pub fn failure_summary(&self) -> Option<String> {
+        (self.failed > 0).then(|| {
+            format!(
+                "{} calls failed unexpectedly, {} sessions stopped; first failures",
+                self.failed, self.sessions_stopped
+            )
+        })
+    }
+
     /// The resolved stack (when it has layers) and the tier: `tracing → file, durable`.
     pub fn description(&self) -> String {
         if self.stack.contains('→') {
@@ -157,6 +235,29 @@ impl ConfigurationReport {
         } else {
             self.durability_tier.to_owned()
         }
+    }
+}
+
+impl Comparison {
+    /// `file+metrics against file: run time 1.02× (above 1.00× is slower)`.
+    pub fn headline(&self) -> String {
+        format!(
+            "{} against {}: run time {} (above 1.00× is slower)",
+            self.label,
+            self.baseline,
+            format_ratio(self.time_ratio)
+        )
+    }
+
+    /// One row per operation, under [`RATIO_COLUMNS`].
+    pub fn rows(&self) -> Vec<[String; 5]> {
+        self.operations
+            .iter()
+            .map(|op| {
+                let [p50, p95, p99, max] = [op.p50, op.p95, op.p99, op.max].map(format_ratio);
+                [op.name.to_owned(), p50, p95, p99, max]
+            })
+            .collect()
     }
 }
 
@@ -356,28 +457,26 @@ pub fn format_rate(rate: f64) -> String {
     if rate >= 100.0 { format!("{rate:.0}") } else { format!("{rate:.1}") }
 }
 
-/// Columns of a text table, right-aligned except the first.
-fn write_rows(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|column| {
-            rows.iter()
-                .filter_map(|row| row.get(column))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in rows {
+/// A text table: `header` and `rows`, right-aligned except the first column.
+fn write_rows<const N: usize>(
+    out: &mut impl Write,
+    header: [&str; N],
+    rows: Vec<[String; N]>,
+) -> std::io::Result<()> {
+    let rows: Vec<[String; N]> = std::iter::once(header.map(String::from)).chain(rows).collect();
+    let widths: [usize; N] = std::array::from_fn(|column| {
+        rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0)
+    });
+    for row in &rows {
         let mut line = String::new();
         for (column, cell) in row.iter().enumerate() {
-            let pad = widths[column] - cell.chars().count();
+            let pad = " ".repeat(widths[column] - cell.chars().count());
             if column == 0 {
                 line.push_str(cell);
-                line.push_str(&" ".repeat(pad));
+                line.push_str(&pad);
             } else {
                 line.push_str("  ");
-                line.push_str(&" ".repeat(pad));
+                line.push_str(&pad);
                 line.push_str(cell);
             }
         }
@@ -386,73 +485,14 @@ fn write_rows(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()>
     Ok(())
 }
 
-fn write_configuration(
-    out: &mut impl Write,
-    configuration: &ConfigurationReport,
-) -> std::io::Result<()> {
-    let c = configuration;
-    writeln!(
-        out,
-        "{} ({}): {} turns in {:.2} s, {} turns/s",
-        c.label,
-        c.description(),
-        c.totals.turns,
-        c.seconds,
-        format_rate(c.turns_per_second)
-    )?;
-    let mut rows = vec![
-        ["operation", "calls", "per s", "p50", "p95", "p99", "max", "expected", "failed"]
-            .map(String::from)
-            .to_vec(),
-    ];
-    for op in c.operations.iter().filter(|op| op.calls > 0) {
-        let latency = op.latency_ns.as_ref().expect("a called operation has latencies");
-        rows.push(vec![
-            op.name.to_owned(),
-            op.calls.to_string(),
-            format_rate(op.per_second),
-            format_ns(latency.p50),
-            format_ns(latency.p95),
-            format_ns(latency.p99),
-            format_ns(latency.max),
-            op.expected.to_string(),
-            op.failed.to_string(),
-        ]);
+fn write_configuration(out: &mut impl Write, c: &ConfigurationReport) -> std::io::Result<()> {
+    writeln!(out, "{} ({}): {}", c.label, c.description(), c.headline())?;
+    write_rows(out, OPERATION_COLUMNS, c.rows())?;
+    for note in c.notes() {
+        writeln!(out, "{note}")?;
     }
-    write_rows(out, &rows)?;
-    let t = &c.totals;
-    writeln!(
-        out,
-        "acknowledged: {} nodes ({} payload bytes), {} batches completed, {} attachments, {} usage rows; \
-         maintenance: {} tombstoned, {} vacuumed, {} blobs collected",
-        t.nodes_appended,
-        t.node_payload_bytes,
-        t.batches_completed,
-        t.attachments_committed,
-        t.usage_rows,
-        t.nodes_tombstoned,
-        t.nodes_vacuumed,
-        t.blobs_collected
-    )?;
-    if let Some(spans) = c.tracing_spans {
-        writeln!(out, "tracing layer: {spans} spans recorded for {} store calls", c.store_calls)?;
-    }
-    if let Some(calls) = c.metrics_calls {
-        writeln!(
-            out,
-            "metrics layer: {calls} calls counted by the Prometheus recorder for {} store calls",
-            c.store_calls
-        )?;
-    }
-    if let Some(dir) = &c.dir {
-        writeln!(out, "store kept in {dir}")?;
-    }
-    if c.failed > 0 {
-        writeln!(
-            out,
-            "FAILED: {} calls failed unexpectedly, {} sessions stopped; first failures:",
-            c.failed, c.sessions_stopped
-        )?;
+    if let Some(summary) = c.failure_summary() {
+        writeln!(out, "FAILED: {summary}:")?;
         for failure in &c.failures {
             writeln!(out, "  {failure}")?;
         }
@@ -461,19 +501,8 @@ fn write_configuration(
 }
 
 fn write_comparison(out: &mut impl Write, comparison: &Comparison) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{} against {}: run time {} (latency ratios below; above 1.00× is slower)",
-        comparison.label,
-        comparison.baseline,
-        format_ratio(comparison.time_ratio)
-    )?;
-    let mut rows = vec![["operation", "p50", "p95", "p99", "max"].map(String::from).to_vec()];
-    for op in &comparison.operations {
-        let ratios = [op.p50, op.p95, op.p99, op.max].map(format_ratio);
-        rows.push(std::iter::once(op.name.to_owned()).chain(ratios).collect());
-    }
-    write_rows(out, &rows)
+    writeln!(out, "{} (latency ratios below)", comparison.headline())?;
+    write_rows(out, RATIO_COLUMNS, comparison.rows())
 }
 
 #[cfg(test)]
@@ -499,12 +528,8 @@ mod tests {
 
     #[test]
     fn rows_are_aligned() {
-        let rows = vec![
-            vec!["op".to_owned(), "calls".to_owned()],
-            vec!["vacuum".to_owned(), "7".to_owned()],
-        ];
         let mut out = Vec::new();
-        write_rows(&mut out, &rows).unwrap();
+        write_rows(&mut out, ["op", "calls"], vec![["vacuum".into(), "7".into()]]).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "op      calls\nvacuum      7\n");
     }
 }
