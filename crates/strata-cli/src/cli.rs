@@ -168,7 +168,7 @@ pub struct BenchArgs {
           help_heading = "Workload")]
     pub concurrency: u32,
 
-    /// Rounds the turns are split into (interleaving point for --compare)
+    /// Rounds the turns are split into, at most one per turn (the interleaving of --compare)
     #[arg(long, value_name = "R", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000),
           help_heading = "Workload")]
     pub rounds: u32,

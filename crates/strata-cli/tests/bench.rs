@@ -175,7 +175,7 @@ fn dir_keeps_each_configurations_store_and_never_reuses_one() {
     let scratch = tempfile::tempdir().unwrap();
     let run = || {
         strata()
-            .args(["bench", "-q", "--sessions", "2", "--turns", "3", "--rounds", "1", "--dir"])
+            .args(["bench", "-q", "--sessions", "2", "--turns", "3", "--dir"])
             .arg(scratch.path())
             .assert()
     };
@@ -227,11 +227,6 @@ fn bad_arguments_are_one_line_errors_with_status_2() {
         "layer `metrics` is named twice",
     );
     assert_one_line_error(&["bench", "--sessions", "0"], 2, "--sessions <N>");
-    assert_one_line_error(
-        &["bench", "--turns", "2", "--rounds", "3"],
-        2,
-        "--rounds 3 is more than --turns 2",
-    );
     assert_one_line_error(
         &["bench", "--turn", "3"],
         2,

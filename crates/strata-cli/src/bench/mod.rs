@@ -64,7 +64,7 @@ impl Configuration {
 /// Runs `strata bench`.
 pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Result<(), CliError> {
     let specs = args.configurations().map_err(CliError::Usage)?;
-    let workload = workload_from(args)?;
+    let workload = workload_from(args);
     if let Some(path) = &args.json {
         error::require_writable_file("JSON report", path)?;
     }
@@ -130,18 +130,12 @@ pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Resu
     }
 }
 
-fn workload_from(args: &BenchArgs) -> Result<Workload, CliError> {
-    if args.rounds > args.turns {
-        return Err(CliError::Usage(format!(
-            "--rounds {} is more than --turns {}: a round needs at least one turn",
-            args.rounds, args.turns
-        )));
-    }
-    Ok(Workload {
+fn workload_from(args: &BenchArgs) -> Workload {
+    Workload {
         sessions: args.sessions,
         turns: args.turns,
         concurrency: args.concurrency,
-        rounds: args.rounds,
+        rounds: args.rounds.min(args.turns),
         nodes_per_turn: args.nodes_per_turn,
         payload_bytes: args.payload_bytes,
         inputs_per_turn: args.inputs_per_turn,
@@ -151,7 +145,7 @@ fn workload_from(args: &BenchArgs) -> Result<Workload, CliError> {
         replay_every: args.replay_every,
         conflict_every: args.conflict_every,
         maintenance_every: args.maintenance_every,
-    })
+    }
 }
 
 /// The directory the file-backed configurations live under: `--dir` (which must exist), or
@@ -351,6 +345,14 @@ fn record_metrics_calls(configurations: &mut [Configuration], handle: &Prometheu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn rounds_are_at_most_one_per_turn() {
+        let cli = crate::cli::Cli::try_parse_from(["strata", "bench", "--turns", "3"]).unwrap();
+        let crate::cli::Command::Bench(args) = cli.command;
+        assert_eq!((args.rounds, workload_from(&args).rounds), (10, 3));
+    }
 
     #[test]
     fn labels_become_plain_directory_names() {

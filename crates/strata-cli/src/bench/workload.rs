@@ -30,10 +30,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use strata::{
     AttachmentIntent, Bytes, CheckpointBlob, DeliveryPolicy, GraphCommitDelta, MergeKey,
-    PersistedSessionRead, QueuedWorkBatchDraft, QueuedWorkClaimBoundary, RuntimeCheckpoint,
-    RuntimeCommit, RuntimePersistence, RuntimeTurnCommitStamp, SessionMeta, SessionNodeRecord,
-    SessionReadScope, SlotPolicy, StoreError, TokenLedgerEntry, TokenUsage, blob_ref,
-    commit_semantic_hash,
+    PersistedSessionRead, QueuedWorkBatchDraft, QueuedWorkClaim, QueuedWorkClaimBoundary,
+    RuntimeCheckpoint, RuntimeCommit, RuntimePersistence, RuntimeTurnCommitStamp, SessionMeta,
+    SessionNodeRecord, SessionReadScope, SlotPolicy, StoreError, TokenLedgerEntry, TokenUsage,
+    blob_ref, commit_semantic_hash,
 };
 
 use super::stats::{Op, Outcome, Recorder};
@@ -236,92 +236,24 @@ impl Session {
     ) -> Result<(), Stop> {
         let at = format!("{} turn {turn}", self.id);
         let store = Arc::clone(self.store.as_ref().expect("a running session has a handle"));
-        let payload_bytes = workload.payload_bytes as usize;
 
-        // 1. The turn's inputs.
-        let mut input_ids = Vec::with_capacity(workload.inputs_per_turn as usize);
-        for input in 0..workload.inputs_per_turn {
-            let draft = QueuedWorkBatchDraft {
-                session_id: self.id.clone(),
-                source_key: Some(format!("turn-{turn}-input-{input}")),
-                delivery_policy: DeliveryPolicy::AfterCurrentTurnCommit,
-                slot_policy: SlotPolicy::Join,
-                merge_key: MergeKey::PayloadDefault,
-                available_at_ms: 0,
-                payloads: vec![json_payload("user", &self.id, turn, input, payload_bytes)],
-            };
-            let batch = timed(Op::Enqueue, store.enqueue_queued_work(draft))
-                .await
-                .accept(recorder, &at, Ok)?;
-            input_ids.push(batch.batch_id);
-        }
-
-        // 2. Claim them, all in one claim.
-        let claim = timed(
-            Op::Claim,
-            store.claim_ready_queued_work(
-                &self.id,
-                OWNER,
-                QueuedWorkClaimBoundary::Idle,
-                LEASE_MS,
-                input_ids.len(),
-            ),
-        )
-        .await
-        .accept(recorder, &at, |claim| match claim {
-            Some(claim) if claim.batch_ids() == input_ids => Ok(claim),
-            Some(claim) => Err(format!(
-                "claimed batches {:?}, not the turn's inputs {input_ids:?}",
-                claim.batch_ids()
-            )),
-            None => Err("nothing to claim, though the turn's inputs were enqueued".into()),
-        })?;
-
-        // 3. Sometimes an attachment: its write-ahead intent now, its id in the commit.
-        let mut attachment_ids = Vec::new();
-        if every(workload.attachment_every, turn) {
-            let attachment_id =
-                blob_ref(format!("{} attachment of turn {turn}", self.id).as_bytes());
-            let intent = AttachmentIntent {
-                attachment_id: attachment_id.clone(),
-                session_id: self.id.clone(),
-                canonical_uri: format!("bench://attachments/{attachment_id}"),
-                intent_at_epoch_ms: now_ms(),
-            };
-            timed(Op::RecordIntent, store.record_intent(intent)).await.accept(recorder, &at, Ok)?;
-            attachment_ids.push(attachment_id);
-        }
+        // 1–3. The turn's inputs, claimed; sometimes an attachment's intent.
+        let claim = self.take_inputs(&*store, workload, turn, recorder, &at).await?;
+        let attachment_ids = if every(workload.attachment_every, turn) {
+            vec![self.record_attachment(&*store, turn, recorder, &at).await?]
+        } else {
+            Vec::new()
+        };
 
         // 4. The turn's commit, stamped.
-        let first_input = claim
-            .batches
-            .first()
-            .and_then(|batch| batch.items.first())
-            .map(|item| item.payload.clone());
-        let nodes = self.turn_nodes(workload, turn, first_input);
-        let leaf = nodes[workload.nodes_per_turn as usize - 1].node_id.clone();
-        let draft = nodes.last().expect("a turn has nodes").node_id.clone();
-        let node_payload_bytes: usize = nodes.iter().map(|node| node.payload.len()).sum();
-        let node_count = nodes.len();
-        let mut commit = RuntimeCommit {
-            session_id: self.id.clone(),
-            expected_head_revision: Some(self.revision),
-            config: Bytes::from_static(br#"{"model":"bench-model","temperature":0.2}"#),
-            current_frame_id: Some("main".into()),
-            graph: GraphCommitDelta::Append { nodes, leaf_node_id: Some(leaf.clone()) },
-            checkpoint: Some(checkpoint(&self.id, turn, workload.checkpoint_bytes as usize)),
-            usage_deltas: vec![usage(turn)],
-            completed_queue_claims: vec![claim.completion()],
-            committed_attachment_ids: attachment_ids,
-            ..Default::default()
-        };
-        commit.turn_commit = Some(RuntimeTurnCommitStamp {
-            session_id: self.id.clone(),
-            turn_id: format!("turn-{turn}"),
-            turn_commit_hash: commit_semantic_hash(&commit),
-        });
+        let commit = self.turn_commit(workload, turn, &claim, attachment_ids);
         let replay = every(workload.replay_every, turn).then(|| commit.clone());
-        let attachments = commit.committed_attachment_ids.len() as u64;
+        let appended = commit.graph.nodes();
+        let (node_count, node_payload_bytes) =
+            (appended.len(), appended.iter().map(|node| node.payload.len()).sum::<usize>());
+        let draft = appended.last().expect("a turn appends nodes").node_id.clone();
+        let leaf = commit.graph.leaf_node_id().map(str::to_owned);
+        let attachments = commit.committed_attachment_ids.len();
         let expected_revision = self.revision + 1;
         let committed = timed(Op::Commit, store.commit_runtime_state(commit)).await.accept(
             recorder,
@@ -337,33 +269,27 @@ impl Session {
                 }
             },
         )?;
-        let previous_revision = self.revision;
-        self.revision = committed.head_revision;
-        self.leaf = Some(leaf);
+        let previous_revision = std::mem::replace(&mut self.revision, committed.head_revision);
+        self.leaf = leaf;
         self.path_len += workload.nodes_per_turn as usize;
         self.drafts.push(draft);
         let totals = &mut recorder.totals;
         totals.nodes_appended += node_count as u64;
         totals.node_payload_bytes += node_payload_bytes as u64;
-        totals.batches_completed += input_ids.len() as u64;
-        totals.attachments_committed += attachments;
+        totals.batches_completed += claim.batches.len() as u64;
+        totals.attachments_committed += attachments as u64;
         totals.usage_rows += 1;
 
         // 5. A retry after a lost reply: answered from the stamp, nothing applied again.
         if let Some(commit) = replay {
-            timed(Op::CommitReplay, store.commit_runtime_state(commit)).await.accept(
-                recorder,
-                &at,
-                |again| {
-                    if again == committed {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "the retry answered {again:?}, not the first reply {committed:?}"
-                        ))
-                    }
-                },
-            )?;
+            let again = timed(Op::CommitReplay, store.commit_runtime_state(commit)).await;
+            again.accept(recorder, &at, |again| {
+                if again == committed {
+                    Ok(())
+                } else {
+                    Err(format!("the retry answered {again:?}, not the first reply {committed:?}"))
+                }
+            })?;
         }
 
         // 6. A stale writer: must be refused.
@@ -389,10 +315,105 @@ impl Session {
 
         // 8. Maintenance.
         if every(workload.maintenance_every, turn) {
-            self.maintain(&store, &at, recorder).await?;
+            self.maintain(&*store, &at, recorder).await?;
         }
         recorder.totals.turns += 1;
         Ok(())
+    }
+
+    /// Enqueues the turn's inputs and claims them: one claim holding exactly those batches.
+    async fn take_inputs(
+        &self,
+        store: &dyn RuntimePersistence,
+        workload: &Workload,
+        turn: u32,
+        recorder: &mut Recorder,
+        at: &str,
+    ) -> Result<QueuedWorkClaim, Stop> {
+        let mut input_ids = Vec::with_capacity(workload.inputs_per_turn as usize);
+        for input in 0..workload.inputs_per_turn {
+            let payload =
+                json_payload("user", &self.id, turn, input, workload.payload_bytes as usize);
+            let draft = QueuedWorkBatchDraft {
+                session_id: self.id.clone(),
+                source_key: Some(format!("turn-{turn}-input-{input}")),
+                delivery_policy: DeliveryPolicy::AfterCurrentTurnCommit,
+                slot_policy: SlotPolicy::Join,
+                merge_key: MergeKey::PayloadDefault,
+                available_at_ms: 0,
+                payloads: vec![payload],
+            };
+            let batch = timed(Op::Enqueue, store.enqueue_queued_work(draft))
+                .await
+                .accept(recorder, at, Ok)?;
+            input_ids.push(batch.batch_id);
+        }
+        let claim = store.claim_ready_queued_work(
+            &self.id,
+            OWNER,
+            QueuedWorkClaimBoundary::Idle,
+            LEASE_MS,
+            input_ids.len(),
+        );
+        timed(Op::Claim, claim).await.accept(recorder, at, |claim| match claim {
+            Some(claim) if claim.batch_ids() == input_ids => Ok(claim),
+            Some(claim) => Err(format!(
+                "claimed batches {:?}, not the turn's inputs {input_ids:?}",
+                claim.batch_ids()
+            )),
+            None => Err("nothing to claim, though the turn's inputs were enqueued".into()),
+        })
+    }
+
+    /// Records the write-ahead intent of the turn's attachment; returns its id.
+    async fn record_attachment(
+        &self,
+        store: &dyn RuntimePersistence,
+        turn: u32,
+        recorder: &mut Recorder,
+        at: &str,
+    ) -> Result<String, Stop> {
+        let attachment_id = blob_ref(format!("{} attachment of turn {turn}", self.id).as_bytes());
+        let intent = AttachmentIntent {
+            attachment_id: attachment_id.clone(),
+            session_id: self.id.clone(),
+            canonical_uri: format!("bench://attachments/{attachment_id}"),
+            intent_at_epoch_ms: now_ms(),
+        };
+        timed(Op::RecordIntent, store.record_intent(intent)).await.accept(recorder, at, Ok)?;
+        Ok(attachment_id)
+    }
+
+    /// The turn's commit: its nodes (the first carries the first input's bytes), checkpoint,
+    /// usage row, the claim's completion and the attachment ids, under a turn stamp.
+    fn turn_commit(
+        &self,
+        workload: &Workload,
+        turn: u32,
+        claim: &QueuedWorkClaim,
+        attachment_ids: Vec<String>,
+    ) -> RuntimeCommit {
+        let first_input = claim.batches.first().and_then(|batch| batch.items.first());
+        let nodes = self.turn_nodes(workload, turn, first_input.map(|item| item.payload.clone()));
+        let leaf = nodes[workload.nodes_per_turn as usize - 1].node_id.clone();
+        let mut commit = RuntimeCommit {
+            session_id: self.id.clone(),
+            expected_head_revision: Some(self.revision),
+            config: Bytes::from_static(br#"{"model":"bench-model","temperature":0.2}"#),
+            current_frame_id: Some("main".into()),
+            graph: GraphCommitDelta::Append { nodes, leaf_node_id: Some(leaf) },
+            checkpoint: Some(checkpoint(&self.id, turn, workload.checkpoint_bytes as usize)),
+            usage_deltas: vec![usage(turn)],
+            completed_queue_claims: vec![claim.completion()],
+            committed_attachment_ids: attachment_ids,
+            ..Default::default()
+        };
+        commit.turn_commit = Some(RuntimeTurnCommitStamp {
+            session_id: self.id.clone(),
+            turn_id: format!("turn-{turn}"),
+            turn_commit_hash: commit_semantic_hash(&commit),
+        });
+        commit
     }
 
     /// The turn's nodes: the path nodes (chained to the previous leaf) and the draft.
@@ -448,7 +469,7 @@ impl Session {
 
     async fn maintain(
         &mut self,
-        store: &Arc<dyn RuntimePersistence>,
+        store: &dyn RuntimePersistence,
         at: &str,
         recorder: &mut Recorder,
     ) -> Result<(), Stop> {
