@@ -120,7 +120,12 @@ pub fn backend(name: &str) -> Result<&'static Backend, String> {
 
 /// The layer named `name`, or an error listing the valid names.
 pub fn layer(name: &str) -> Result<&'static LayerKind, String> {
-    LAYERS.iter().find(|layer| layer.name == name).ok_or_else(|| {
+    layer_index(name).map(|index| &LAYERS[index])
+}
+
+/// The position of the layer named `name` in [`LAYERS`], or an error listing the names.
+fn layer_index(name: &str) -> Result<usize, String> {
+    LAYERS.iter().position(|layer| layer.name == name).ok_or_else(|| {
         format!("unknown layer `{name}`; expected one of: {}", names(LAYERS.iter().map(|l| l.name)))
     })
 }
@@ -164,10 +169,7 @@ impl StackSpec {
         let backend = self::backend(backend)?.name;
         let mut indices = Vec::with_capacity(layers.len());
         for name in layers {
-            let index = LAYERS
-                .iter()
-                .position(|layer| layer.name == name.trim())
-                .ok_or_else(|| self::layer(name.trim()).err().unwrap_or_default())?;
+            let index = layer_index(name.trim())?;
             if indices.contains(&index) {
                 return Err(format!("layer `{}` is named twice", LAYERS[index].name));
             }
