@@ -501,7 +501,7 @@ fn write_configuration(out: &mut impl Write, c: &ConfigurationReport) -> std::io
 }
 
 fn write_comparison(out: &mut impl Write, comparison: &Comparison) -> std::io::Result<()> {
-    writeln!(out, "{} (latency ratios below)", comparison.headline())?;
+    writeln!(out, "{}", comparison.headline())?;
     write_rows(out, RATIO_COLUMNS, comparison.rows())
 }
 
