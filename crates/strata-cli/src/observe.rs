@@ -1,0 +1,208 @@
+//! What the tool installs so that its output is readable and the observability layers measure
+//! real work:
+//!
+//! - a `tracing-subscriber` registry with two parts. The console part writes the tool's own
+//!   diagnostics (and the store's events at that level) to stderr at the level chosen by
+//!   `-q`/`-v`, pausing the progress bar while it writes. The store part takes every span and
+//!   event of the tracing layer up to `--trace-level`, formats it in full with the `fmt`
+//!   formatter and discards the text (no I/O, so the figures are the layer's and the
+//!   formatter's cost, not the terminal's), and counts the spans it closed;
+//! - the Prometheus recorder (`metrics-exporter-prometheus`), installed when a configuration
+//!   uses the metrics layer, with the metrics layer's documented duration buckets. Its
+//!   rendering is read back after each run to count the calls the layer recorded.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use indicatif::ProgressBar;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use strata::layers::metrics::{DURATION_BUCKETS, names};
+use tracing::Subscriber;
+use tracing::level_filters::LevelFilter;
+use tracing::span::Id;
+use tracing_subscriber::Layer;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The target of the tracing layer's spans and events.
+const STORE_TARGET: &str = "strata_layers";
+
+/// Handles to what [`install_subscriber`] set up.
+#[derive(Clone)]
+pub struct Observability {
+    console: Console,
+    store_spans: Arc<AtomicU64>,
+}
+
+impl Observability {
+    /// Where the tool's diagnostics go (shared with the progress bar).
+    pub fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// Spans of the tracing layer recorded (closed) so far.
+    pub fn store_spans(&self) -> u64 {
+        self.store_spans.load(Ordering::Relaxed)
+    }
+}
+
+/// Installs the global subscriber: console diagnostics at `console_level`, the tracing
+/// layer's spans and events recorded up to `store_level`.
+pub fn install_subscriber(console_level: LevelFilter, store_level: LevelFilter) -> Observability {
+    let console = Console::default();
+    let store_spans = Arc::new(AtomicU64::new(0));
+    let console_layer = tracing_subscriber::fmt::layer()
+        .with_writer(console.clone())
+        .without_time()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(console_level);
+    let store_layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(StoreFields::default())
+        .with_writer(std::io::sink)
+        .with_ansi(false)
+        .and_then(SpanCounter(Arc::clone(&store_spans)))
+        .with_filter(Targets::new().with_target(STORE_TARGET, store_level));
+    // A second installation (only in a test harness) keeps the first subscriber.
+    let _ = tracing_subscriber::registry().with(console_layer).with(store_layer).try_init();
+    Observability { console, store_spans }
+}
+
+/// The default field formatting, as a type of its own: each `fmt` layer keeps a span's
+/// formatted fields in the span's extensions under its formatter's type, so two layers with
+/// the same type would both append to one string (fields shown twice at `-vv`).
+#[derive(Default)]
+struct StoreFields(DefaultFields);
+
+impl<'writer> FormatFields<'writer> for StoreFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
+}
+
+/// Counts closed spans.
+struct SpanCounter(Arc<AtomicU64>);
+
+impl<S: Subscriber> Layer<S> for SpanCounter {
+    fn on_close(&self, _id: Id, _ctx: Context<'_, S>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Stderr, shared with the progress bar: a line is written while the bar is hidden, so the
+/// two never garble each other.
+#[derive(Clone, Default)]
+pub struct Console {
+    bar: Arc<Mutex<Option<ProgressBar>>>,
+}
+
+impl Console {
+    /// Routes later writes around `bar` (or straight to stderr with `None`).
+    pub fn set_progress_bar(&self, bar: Option<ProgressBar>) {
+        *self.bar.lock().unwrap_or_else(PoisonError::into_inner) = bar;
+    }
+
+    fn write_line(&self, bytes: &[u8]) {
+        let bar = self.bar.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        // Nothing sensible is left to do when stderr itself fails.
+        let write = || drop(std::io::stderr().lock().write_all(bytes));
+        match bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for Console {
+    type Writer = ConsoleLine;
+    fn make_writer(&'a self) -> ConsoleLine {
+        ConsoleLine { console: self.clone(), buffer: Vec::new() }
+    }
+}
+
+/// One formatted event, written to the console when dropped.
+pub struct ConsoleLine {
+    console: Console,
+    buffer: Vec<u8>,
+}
+
+impl Write for ConsoleLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ConsoleLine {
+    fn drop(&mut self) {
+        if !self.buffer.is_empty() {
+            self.console.write_line(&self.buffer);
+        }
+    }
+}
+
+/// Installs the Prometheus recorder as the global `metrics` recorder, with the metrics
+/// layer's duration buckets.
+pub fn install_recorder() -> Result<PrometheusHandle, String> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(names::OPERATION_DURATION.into()), &DURATION_BUCKETS)
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|error| format!("cannot install the Prometheus recorder: {error}"))
+}
+
+/// Calls the metrics layer of the configuration `store` recorded, read from the recorder's
+/// rendering (the sum of `strata_store_operations_total` over operations and outcomes).
+pub fn recorded_calls(handle: &PrometheusHandle, store: &str) -> u64 {
+    handle.run_upkeep();
+    count_calls(&handle.render(), store)
+}
+
+fn count_calls(rendering: &str, store: &str) -> u64 {
+    let label = format!("store=\"{store}\"");
+    rendering
+        .lines()
+        .filter(|line| line.starts_with(names::OPERATIONS) && line.contains(&label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|value| value as u64)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_summed_over_operations_and_outcomes_of_one_store() {
+        let rendering = "\
+# TYPE strata_store_operations_total counter
+strata_store_operations_total{operation=\"vacuum\",outcome=\"ok\",store=\"file+metrics\"} 3
+strata_store_operations_total{operation=\"commit_runtime_state\",outcome=\"rejected\",store=\"file+metrics\"} 2
+strata_store_operations_total{operation=\"vacuum\",outcome=\"ok\",store=\"memory+metrics\"} 7
+strata_store_operations_in_flight{operation=\"vacuum\",store=\"file+metrics\"} 0
+";
+        assert_eq!(count_calls(rendering, "file+metrics"), 5);
+        assert_eq!(count_calls(rendering, "memory+metrics"), 7);
+        assert_eq!(count_calls(rendering, "file"), 0);
+    }
+
+    #[test]
+    fn console_lines_are_written_whole_when_dropped() {
+        let console = Console::default();
+        let mut line = console.make_writer();
+        line.write_all(b"part one, ").unwrap();
+        line.write_all(b"part two\n").unwrap();
+        assert_eq!(line.buffer, b"part one, part two\n");
+        line.buffer.clear(); // nothing to write when it drops
+    }
+}
