@@ -46,11 +46,11 @@ async fn stamped_commits_apply_exactly_once_while_backends_are_killed() {
             while !stop.load(Ordering::SeqCst) {
                 let row = killer_client.query_one(KILL_STRATA_BACKENDS, &[]).await.expect("kill");
                 killed.fetch_add(row.get::<_, i64>(0) as u64, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(2..20))).await;
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(5..30))).await;
             }
         })
     };
-    const COMMITS: u64 = 150;
+    const COMMITS: u64 = 80;
     let (mut not_applied, mut ambiguous) = (0u32, 0u32);
     for n in 1..=COMMITS {
         // A raw retry loop standing in for the retry layer (branch `policy`). Once it lands,
