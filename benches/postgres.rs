@@ -74,7 +74,8 @@ impl BenchDatabase {
     }
 
     fn config(&self) -> PostgresConfig {
-        PostgresConfig::new(format!("{}/{}", server(), self.name)).with_max_connections(SESSIONS + 4)
+        PostgresConfig::new(format!("{}/{}", server(), self.name))
+            .with_max_connections(SESSIONS + 4)
     }
 }
 
@@ -92,7 +93,7 @@ impl Drop for BenchDatabase {
 
 /// A ~740-byte JSON node body, as runtimes store them.
 fn payload(i: u64) -> Bytes {
-    let text = "lorem ipsum dolor sit amet ".repeat(24);
+    let text = "lorem ipsum dolor sit amet ".repeat(30);
     Bytes::from(format!(
         r#"{{"type":"message","role":"assistant","turn":{i},"content":[{{"type":"text","text":"{}"}}]}}"#,
         &text[..660]
@@ -100,7 +101,14 @@ fn payload(i: u64) -> Bytes {
 }
 
 fn node(id: String, parent: Option<String>, i: u64) -> SessionNodeRecord {
-    SessionNodeRecord { node_id: id, parent_node_id: parent, payload: payload(i), timestamp_ms: i, frame_id: None, cause: None }
+    SessionNodeRecord {
+        node_id: id,
+        parent_node_id: parent,
+        payload: payload(i),
+        timestamp_ms: i,
+        frame_id: None,
+        cause: None,
+    }
 }
 
 /// A stamped commit of `nodes`, standing on the last one.
@@ -128,7 +136,10 @@ fn stamped(session: &str, turn: u64, nodes: Vec<SessionNodeRecord>) -> RuntimeCo
 async fn commit_next(store: &dyn RuntimePersistence, session: &str, counter: &AtomicU64) {
     let i = counter.fetch_add(1, Ordering::Relaxed);
     let parent = i.checked_sub(1).map(|p| format!("c{p}"));
-    store.commit_runtime_state(stamped(session, i, vec![node(format!("c{i}"), parent, i)])).await.unwrap();
+    store
+        .commit_runtime_state(stamped(session, i, vec![node(format!("c{i}"), parent, i)]))
+        .await
+        .unwrap();
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
@@ -217,7 +228,13 @@ fn claims(c: &mut Criterion, rt: &Runtime, factory: &PostgresStoreFactory) {
                     tokio::spawn(async move {
                         let owner = format!("worker-{worker}");
                         let claimed = store
-                            .claim_ready_queued_work("queue", &owner, QueuedWorkClaimBoundary::Idle, 0, 1)
+                            .claim_ready_queued_work(
+                                "queue",
+                                &owner,
+                                QueuedWorkClaimBoundary::Idle,
+                                0,
+                                1,
+                            )
                             .await;
                         made.fetch_add(1, Ordering::Relaxed);
                         if !matches!(claimed, Ok(Some(_))) {
@@ -241,7 +258,12 @@ fn claims(c: &mut Criterion, rt: &Runtime, factory: &PostgresStoreFactory) {
 
 /// A 20k-node session in commits of 100 nodes. `chain`: one linear chain (the active path is
 /// every node); otherwise a 1k-node active path with side branches off its root.
-fn large_session(rt: &Runtime, factory: &PostgresStoreFactory, name: &str, chain: bool) -> PostgresStore {
+fn large_session(
+    rt: &Runtime,
+    factory: &PostgresStoreFactory,
+    name: &str,
+    chain: bool,
+) -> PostgresStore {
     let store = rt.block_on(factory.open_store(name)).unwrap();
     let mut nodes = Vec::with_capacity(LARGE);
     let path_len = if chain { LARGE } else { PATH_LEN };
@@ -274,13 +296,16 @@ fn loads(c: &mut Criterion, rt: &Runtime, factory: &PostgresStoreFactory) {
     let active = SessionReadScope::ActivePath { leaf_node_id: None };
     let mut group = c.benchmark_group("load_20k");
     group.bench_function("active_path_1k_of_20k", |b| {
-        b.to_async(rt).iter(|| async { branched.load_session(active.clone()).await.unwrap().unwrap() })
+        b.to_async(rt)
+            .iter(|| async { branched.load_session(active.clone()).await.unwrap().unwrap() })
     });
     group.bench_function("active_path_20k_chain", |b| {
         b.to_async(rt).iter(|| async { chain.load_session(active.clone()).await.unwrap().unwrap() })
     });
     group.bench_function("full_graph", |b| {
-        b.to_async(rt).iter(|| async { branched.load_session(SessionReadScope::FullGraph).await.unwrap().unwrap() })
+        b.to_async(rt).iter(|| async {
+            branched.load_session(SessionReadScope::FullGraph).await.unwrap().unwrap()
+        })
     });
     group.bench_function("load_node", |b| {
         b.to_async(rt).iter(|| async { branched.load_node("p500").await.unwrap().unwrap() })

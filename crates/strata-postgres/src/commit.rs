@@ -207,7 +207,7 @@ impl PostgresStore {
         let given_refs: Vec<&str> = commit
             .checkpoint
             .iter()
-            .flat_map(|checkpoint| checkpoint_parts(checkpoint))
+            .flat_map(checkpoint_parts)
             .filter(|(_, part)| part.payload.is_none())
             .filter_map(|(_, part)| part.blob_ref.as_deref())
             .filter(|id| self.shared.storable(id))
