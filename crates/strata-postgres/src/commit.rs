@@ -57,15 +57,19 @@ const DROP_TOMBSTONED_IDS: &str =
 const DROP_GRAPH: &str = "DELETE FROM strata_nodes WHERE store_id = $1";
 
 const INSERT_NODES: &str = "INSERT INTO strata_nodes (store_id, node_id, parent_node_id,
-        payload, timestamp_ms, frame_id, cause, added_revision, ordinal)
+        payload, timestamp_ms, frame_id, cause, added_revision, ordinal, run_revision,
+        run_ordinal, run_index)
     SELECT $1, n.node_id, n.parent_node_id, n.payload, n.timestamp_ms, n.frame_id, n.cause, $2,
-           n.ordinal
-    FROM unnest($3::text[], $4::text[], $5::bytea[], $6::int8[], $7::text[], $8::text[])
-        WITH ORDINALITY AS n(node_id, parent_node_id, payload, timestamp_ms, frame_id, cause, ordinal)";
+           n.ordinal, n.run_revision, n.run_ordinal, n.run_index
+    FROM unnest($3::text[], $4::text[], $5::bytea[], $6::int8[], $7::text[], $8::text[],
+                $9::int8[], $10::int8[], $11::int8[])
+        WITH ORDINALITY AS n(node_id, parent_node_id, payload, timestamp_ms, frame_id, cause,
+                             run_revision, run_ordinal, run_index, ordinal)";
 
 const UPDATE_HEAD: &str = "UPDATE strata_heads SET session_id = $2, revision = $3, config = $4,
         agent_frames = $5, agent_frame_payloads = $6, current_frame_id = $7, leaf_node_id = $8,
-        live_node_count = $9,
+        live_node_count = $9, leaf_run_revision = $17, leaf_run_ordinal = $18,
+        leaf_run_index = $19,
         checkpoint_ref = CASE WHEN $10::boolean THEN $11::text ELSE checkpoint_ref END,
         turn_state = CASE WHEN $10::boolean THEN $12::bytea ELSE turn_state END,
         tool_state_ref = CASE WHEN $10::boolean THEN $13::text ELSE tool_state_ref END,
@@ -255,7 +259,10 @@ impl PostgresStore {
             new_blobs.iter().map(|(reference, _)| reference.as_str()).collect();
         let blob_bytes: Vec<&[u8]> = new_blobs.iter().map(|(_, bytes)| &bytes[..]).collect();
         let usage = UsageParams::new(&commit.usage_deltas);
-        let node_params = NodeParams::new(nodes);
+        let runs = Runs::of(&head, &commit.graph, saturating(revision))?;
+        let node_params = NodeParams::new(nodes, &runs.nodes);
+        let leaf_run =
+            (runs.leaf.map(|run| run.0), runs.leaf.map(|run| run.1), runs.leaf.map(|run| run.2));
         let frames: Vec<FrameEntry> = commit
             .agent_frames
             .iter()
@@ -312,6 +319,7 @@ impl PostgresStore {
             &replace_checkpoint,
         ];
         head_params.extend(head_manifest.params());
+        head_params.extend([&leaf_run.0 as &(dyn ToSql + Sync), &leaf_run.1, &leaf_run.2]);
         effects.push(Step::new(UPDATE_HEAD, head_params));
         if !completed_batch_ids.is_empty() {
             effects.push(Step::new(
@@ -579,6 +587,61 @@ impl UsageParams {
     }
 }
 
+/// A node's run: (run revision, run ordinal, index in the run). See `schema_v1.sql`.
+type Run = (i64, i64, i64);
+
+/// The runs of a commit's nodes, and the head leaf's run after it (set only while the leaf is
+/// the last node of its run).
+struct Runs {
+    nodes: Vec<Run>,
+    leaf: Option<Run>,
+}
+
+impl Runs {
+    /// A node continues the run of the node appended just before it (the previous node of
+    /// the commit, or for the first node of an `Append` the head's leaf while that leaf ends
+    /// its run) when its parent is that node; otherwise it starts a run at its own position.
+    fn of(
+        head: &RowReader<'_>,
+        graph: &GraphCommitDelta,
+        revision: i64,
+    ) -> Result<Self, StoreError> {
+        let old_leaf: Option<String> = head.get("leaf_node_id")?;
+        let old_run = match (
+            head.get::<Option<i64>>("leaf_run_revision")?,
+            head.get::<Option<i64>>("leaf_run_ordinal")?,
+            head.get::<Option<i64>>("leaf_run_index")?,
+        ) {
+            (Some(revision), Some(ordinal), Some(index)) => Some((revision, ordinal, index)),
+            _ => None,
+        };
+        let mut previous: Option<(&str, Run)> = match graph {
+            GraphCommitDelta::Append { .. } => old_leaf.as_deref().zip(old_run),
+            _ => None,
+        };
+        let mut nodes = Vec::with_capacity(graph.nodes().len());
+        for (position, node) in graph.nodes().iter().enumerate() {
+            let run = match previous {
+                Some((id, (run_revision, run_ordinal, index)))
+                    if node.parent_node_id.as_deref() == Some(id) =>
+                {
+                    (run_revision, run_ordinal, index + 1)
+                }
+                _ => (revision, position as i64 + 1, 0),
+            };
+            nodes.push(run);
+            previous = Some((&node.node_id, run));
+        }
+        let leaf = graph.leaf_node_id();
+        let leaf_run = match (graph.nodes().last(), nodes.last()) {
+            (Some(last), Some(run)) if leaf == Some(last.node_id.as_str()) => Some(*run),
+            (None, _) if leaf == old_leaf.as_deref() => old_run,
+            _ => None,
+        };
+        Ok(Self { nodes, leaf: leaf_run })
+    }
+}
+
 /// Nodes as column arrays (one `INSERT … SELECT FROM unnest(…)` writes them all).
 struct NodeParams<'a> {
     ids: Vec<&'a str>,
@@ -587,11 +650,17 @@ struct NodeParams<'a> {
     timestamps: Vec<i64>,
     frames: Vec<Option<&'a str>>,
     causes: Vec<Option<&'a str>>,
+    run_revisions: Vec<i64>,
+    run_ordinals: Vec<i64>,
+    run_indexes: Vec<i64>,
 }
 
 impl<'a> NodeParams<'a> {
-    fn new(nodes: &'a [SessionNodeRecord]) -> Self {
+    fn new(nodes: &'a [SessionNodeRecord], runs: &[Run]) -> Self {
         Self {
+            run_revisions: runs.iter().map(|run| run.0).collect(),
+            run_ordinals: runs.iter().map(|run| run.1).collect(),
+            run_indexes: runs.iter().map(|run| run.2).collect(),
             ids: nodes.iter().map(|node| node.node_id.as_str()).collect(),
             parents: nodes.iter().map(|node| node.parent_node_id.as_deref()).collect(),
             payloads: nodes.iter().map(|node| &node.payload[..]).collect(),
@@ -615,6 +684,9 @@ impl<'a> NodeParams<'a> {
             &self.timestamps,
             &self.frames,
             &self.causes,
+            &self.run_revisions,
+            &self.run_ordinals,
+            &self.run_indexes,
         ]
     }
 }

@@ -26,6 +26,11 @@ CREATE TABLE strata_heads (
     agent_frame_payloads     bytea[] NOT NULL DEFAULT '{}',
     current_frame_id         text,
     leaf_node_id             text,
+    -- The run (see strata_nodes) of the leaf, set only while the leaf is the last node of
+    -- its run: the next commit appending under the leaf continues that run.
+    leaf_run_revision        bigint,
+    leaf_run_ordinal         bigint,
+    leaf_run_index           bigint,
     live_node_count          bigint NOT NULL DEFAULT 0,
     -- The checkpoint manifest (present iff checkpoint_ref is not NULL).
     checkpoint_ref           text,
@@ -38,6 +43,12 @@ CREATE TABLE strata_heads (
 
 -- Session graph nodes. Insertion order is (added_revision, ordinal): the revision of the
 -- commit that wrote the node and its index in that commit.
+--
+-- Runs make long active paths cheap to read: a node whose parent is the node appended just
+-- before it in the same run (the previous node of its commit, or the head's leaf for a
+-- commit's first node) continues that run at the next run_index; any other node starts a run
+-- named by its own (added_revision, ordinal). While nodes 0..=i of a run are all live, they
+-- are the ancestry of node i up to the run's first node, read in one index range scan.
 CREATE TABLE strata_nodes (
     store_id       text NOT NULL,
     node_id        text NOT NULL,
@@ -48,10 +59,15 @@ CREATE TABLE strata_nodes (
     cause          text,
     added_revision bigint NOT NULL,
     ordinal        bigint NOT NULL,
+    run_revision   bigint NOT NULL,
+    run_ordinal    bigint NOT NULL,
+    run_index      bigint NOT NULL,
     tombstoned     boolean NOT NULL DEFAULT false,
     PRIMARY KEY (store_id, node_id)
 );
 CREATE INDEX strata_nodes_order ON strata_nodes (store_id, added_revision, ordinal);
+CREATE UNIQUE INDEX strata_nodes_runs
+    ON strata_nodes (store_id, run_revision, run_ordinal, run_index) INCLUDE (tombstoned);
 
 -- Content-addressed checkpoint blobs (blob_ref = strata_core::blob_ref(bytes)).
 CREATE TABLE strata_blobs (
@@ -146,3 +162,22 @@ CREATE INDEX strata_attachments_uncommitted ON strata_attachments (store_id, int
 CREATE FUNCTION strata_now_ms(injected bigint) RETURNS bigint
     LANGUAGE sql STABLE
     AS $$ SELECT COALESCE(injected, floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint) $$;
+
+-- The run segment a walk takes from node (run, run_index, parent) of a store: the whole run
+-- up to that node when its nodes 0..=run_index are all live (first_index 0, continuing from
+-- the run's first node's parent), else the node alone (continuing from its own parent).
+CREATE FUNCTION strata_run_segment(store text, run_rev bigint, run_ord bigint, idx bigint,
+                                   parent text)
+    RETURNS TABLE (first_index bigint, next_parent text)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT CASE WHEN intact THEN 0 ELSE idx END,
+           CASE WHEN intact THEN (SELECT f.parent_node_id FROM strata_nodes f
+                                  WHERE f.store_id = store AND f.run_revision = run_rev
+                                    AND f.run_ordinal = run_ord AND f.run_index = 0)
+                ELSE parent END
+    FROM (SELECT idx > 0 AND (SELECT count(*) FROM strata_nodes r
+                              WHERE r.store_id = store AND r.run_revision = run_rev
+                                AND r.run_ordinal = run_ord AND r.run_index <= idx
+                                AND NOT r.tombstoned) = idx + 1 AS intact) AS segment
+    $$;

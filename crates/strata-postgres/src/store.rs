@@ -61,30 +61,45 @@ const LOAD_FULL_GRAPH: &str = "SELECT store_id, node_id, parent_node_id, payload
     FROM strata_nodes WHERE store_id = $1 AND NOT tombstoned
     ORDER BY added_revision, ordinal";
 
-/// The ancestry of a leaf (the given one, else the head's), leaf first: one recursive query
-/// over the primary key. It walks at most `live_node_count + 1` steps: a longer chain is a
-/// cycle.
-const LOAD_ACTIVE_PATH: &str = "WITH RECURSIVE path AS (
-        SELECT n.store_id, n.node_id, n.parent_node_id, n.payload, n.timestamp_ms, n.frame_id,
-               n.cause, 1 AS depth
-        FROM strata_nodes n
-        WHERE n.store_id = $1 AND NOT n.tombstoned
-          AND n.node_id = COALESCE($2::text,
+/// The ancestry of a leaf (the given one, else the head's), root first, in one recursive
+/// query. Each step enters a live node and takes its whole run segment when it is intact
+/// (nodes `0..=i` of its run all live: one index range), else the node alone; it continues
+/// from the parent of the segment's first node. The walk stops after `live_node_count` nodes:
+/// a longer path is a cycle.
+const LOAD_ACTIVE_PATH: &str = "WITH RECURSIVE walk(run_revision, run_ordinal, first_index,
+        last_index, next_parent, step, walked) AS (
+        SELECT x.run_revision, x.run_ordinal, segment.first_index, x.run_index,
+               segment.next_parent, 1, x.run_index - segment.first_index + 1
+        FROM strata_nodes x
+        CROSS JOIN LATERAL strata_run_segment(x.store_id, x.run_revision, x.run_ordinal,
+                                              x.run_index, x.parent_node_id) segment
+        WHERE x.store_id = $1 AND NOT x.tombstoned
+          AND x.node_id = COALESCE($2::text,
                                    (SELECT leaf_node_id FROM strata_heads WHERE store_id = $1))
       UNION ALL
-        SELECT n.store_id, n.node_id, n.parent_node_id, n.payload, n.timestamp_ms, n.frame_id,
-               n.cause, path.depth + 1
-        FROM path
-        JOIN strata_nodes n
-          ON n.store_id = $1 AND n.node_id = path.parent_node_id AND NOT n.tombstoned
-        WHERE path.depth <= (SELECT live_node_count FROM strata_heads WHERE store_id = $1)
+        SELECT x.run_revision, x.run_ordinal, segment.first_index, x.run_index,
+               segment.next_parent, walk.step + 1,
+               walk.walked + x.run_index - segment.first_index + 1
+        FROM walk
+        JOIN strata_nodes x
+          ON x.store_id = $1 AND x.node_id = walk.next_parent AND NOT x.tombstoned
+        CROSS JOIN LATERAL strata_run_segment(x.store_id, x.run_revision, x.run_ordinal,
+                                              x.run_index, x.parent_node_id) segment
+        WHERE walk.walked <= (SELECT live_node_count FROM strata_heads WHERE store_id = $1)
     )
-    SELECT store_id, node_id, parent_node_id, payload, timestamp_ms, frame_id, cause
-    FROM path ORDER BY depth DESC";
+    SELECT n.store_id, n.node_id, n.parent_node_id, n.payload, n.timestamp_ms, n.frame_id,
+           n.cause
+    FROM walk
+    JOIN strata_nodes n
+      ON n.store_id = $1 AND n.run_revision = walk.run_revision
+     AND n.run_ordinal = walk.run_ordinal
+     AND n.run_index BETWEEN walk.first_index AND walk.last_index
+    ORDER BY walk.step DESC, n.run_index";
 
 /// The head's row, locked for the rest of the transaction: every graph write takes it first,
 /// which serializes the writes of one store.
 pub(crate) const LOCK_HEAD: &str = "SELECT store_id, session_id, revision, live_node_count,
+        leaf_node_id, leaf_run_revision, leaf_run_ordinal, leaf_run_index,
         agent_frames, agent_frame_payloads, checkpoint_ref, turn_state, tool_state_ref,
         plugin_snapshot_ref, plugin_snapshot_revision, execution_state_ref
     FROM strata_heads WHERE store_id = $1 FOR UPDATE";
