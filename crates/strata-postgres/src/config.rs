@@ -95,7 +95,7 @@ impl PostgresConfig {
     }
 
     /// The schema that holds Strata's tables (created and migrated at connect). Must be a
-    /// plain lower-case SQL identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes).
+    /// plain lower-case SQL identifier (`[a-z_][a-z0-9_]*`, at most 50 bytes).
     pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = schema.into();
         self
@@ -168,16 +168,20 @@ impl PostgresConfig {
     }
 }
 
+/// Longest schema name: the queue's notification channel `<schema>_queued_work` must fit
+/// PostgreSQL's 63-byte identifiers.
+const MAX_SCHEMA_BYTES: usize = 50;
+
 fn validate_schema(schema: &str) -> Result<(), StoreError> {
     let mut chars = schema.chars();
-    let valid = schema.len() <= 63
+    let valid = schema.len() <= MAX_SCHEMA_BYTES
         && chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if valid {
         Ok(())
     } else {
         Err(StoreError::InvalidInput(format!(
-            "schema name {schema:?} must match [a-z_][a-z0-9_]* and be at most 63 bytes"
+            "schema name {schema:?} must match [a-z_][a-z0-9_]* and be at most {MAX_SCHEMA_BYTES} bytes"
         )))
     }
 }
@@ -191,7 +195,7 @@ mod tests {
         for good in ["strata", "_x", "a1_b"] {
             assert!(validate_schema(good).is_ok(), "{good}");
         }
-        for bad in ["", "1a", "Strata", "a-b", "a b", "a;drop", &"x".repeat(64)] {
+        for bad in ["", "1a", "Strata", "a-b", "a b", "a;drop", &"x".repeat(51)] {
             assert!(validate_schema(bad).is_err(), "{bad}");
         }
     }
