@@ -20,8 +20,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
 use crate::codec::{self, FrameEntry, RowReader, ordered, saturating};
-use crate::error::Phase;
-use crate::sql::{self, Step};
+use crate::sql::{Step, Tx};
 use crate::store::{HEAD_KEY, LOCK_HEAD, PostgresStore, STAMP_ATTACHMENTS};
 
 const LOAD_STAMP: &str = "SELECT store_id, turn_id, turn_commit_hash, head_revision,
@@ -131,6 +130,17 @@ impl PostgresStore {
         &self,
         commit: &RuntimeCommit,
     ) -> Result<RuntimeCommitResult, StoreError> {
+        let mut transaction = Tx::write(self.shared.client().await?);
+        let result = self.commit_in(&mut transaction, commit).await;
+        transaction.finish().await;
+        result
+    }
+
+    async fn commit_in(
+        &self,
+        transaction: &mut Tx,
+        commit: &RuntimeCommit,
+    ) -> Result<RuntimeCommitResult, StoreError> {
         let store_id = &*self.store_id;
         let session_id = commit.session_id.as_str();
         // A turn id the server would refuse names no stored stamp (validation reports it).
@@ -140,16 +150,12 @@ impl PostgresStore {
             .map(|stamp| stamp.turn_id.as_str())
             .filter(|turn| self.shared.storable(turn));
 
-        let mut client = self.shared.client().await?;
-        let transaction = sql::begin(&mut client).await?;
-
         // 1. Lock the head, then read the stamp (pipelined, in this order).
         let mut steps = vec![Step::new(LOCK_HEAD, vec![&store_id])];
         if let Some(turn) = &stamp_turn {
             steps.push(Step::new(LOAD_STAMP, vec![&store_id, turn]));
         }
-        let mut results =
-            sql::pipeline(&transaction, &steps, Phase::BeforeCommit).await?.into_iter();
+        let mut results = transaction.run(&steps).await?.into_iter();
         let heads = results.next().unwrap_or_default();
         let stamps = results.next().unwrap_or_default();
         let Some(head) = heads.first() else { return Err(self.deleted()) };
@@ -223,8 +229,7 @@ impl PostgresStore {
         if !given_refs.is_empty() {
             checks.push(Step::new(EXISTING_BLOBS, vec![&store_id, &given_refs]));
         }
-        let mut checked =
-            sql::pipeline(&transaction, &checks, Phase::BeforeCommit).await?.into_iter();
+        let mut checked = transaction.run(&checks).await?.into_iter();
         let held =
             if completions.is_empty() { Vec::new() } else { checked.next().unwrap_or_default() };
         let completed_batch_ids = check_completions(session_id, completions, &held)?;
@@ -339,10 +344,7 @@ impl PostgresStore {
             params.extend(head_manifest.params());
             effects.push(Step::new(INSERT_STAMP, params));
         }
-        sql::pipeline(&transaction, &effects, Phase::BeforeCommit)
-            .await
-            .map_err(|error| duplicate_node(error, nodes))?;
-        sql::commit(transaction).await?;
+        transaction.commit(&effects).await.map_err(|error| duplicate_node(error, nodes))?;
         Ok(RuntimeCommitResult {
             head_revision: revision,
             checkpoint_ref: manifest.as_ref().map(|(reference, _)| reference.clone()),

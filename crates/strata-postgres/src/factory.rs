@@ -19,7 +19,7 @@ use crate::config::{Limits, PostgresConfig};
 use crate::error::{Phase, classify, pool_error};
 use crate::listen::QueueListener;
 use crate::schema;
-use crate::sql::{self, Step};
+use crate::sql::{self, Step, Tx};
 use crate::store::PostgresStore;
 
 /// How connections are encrypted.
@@ -266,16 +266,15 @@ impl SessionStoreFactory for PostgresStoreFactory {
         if !self.shared.storable(session_id) {
             return Ok(());
         }
-        let mut client = self.shared.client().await?;
-        let transaction = sql::begin(&mut client).await?;
+        let mut transaction = Tx::write(self.shared.client().await?);
         let lock = Step::new(
             "SELECT 1 FROM strata_heads WHERE store_id = $1 FOR UPDATE",
             vec![&session_id],
         );
         let mut steps = vec![lock];
         steps.extend(STORE_TABLES.iter().map(|sql| Step::new(sql, vec![&session_id as _])));
-        sql::pipeline(&transaction, &steps, Phase::BeforeCommit).await?;
-        sql::commit(transaction).await
+        transaction.commit(&steps).await?;
+        Ok(())
     }
 
     async fn list_sessions(&self) -> Result<Vec<String>, StoreError> {

@@ -21,7 +21,7 @@ use tokio_postgres::Row;
 
 use crate::codec::{self, RowReader, ordered, saturating};
 use crate::error::Phase;
-use crate::sql::{self, Step};
+use crate::sql::{self, Step, Tx};
 use crate::store::PostgresStore;
 
 const BATCH_KEY: &[&str] = &["store_id", "session_id", "batch_id"];
@@ -161,6 +161,17 @@ impl PostgresStore {
         &self,
         draft: &QueuedWorkBatchDraft,
     ) -> Result<QueuedWorkBatch, StoreError> {
+        let mut transaction = Tx::write(self.shared.client().await?);
+        let batch = self.enqueue_in(&mut transaction, draft).await;
+        transaction.finish().await;
+        batch
+    }
+
+    async fn enqueue_in(
+        &self,
+        transaction: &mut Tx,
+        draft: &QueuedWorkBatchDraft,
+    ) -> Result<QueuedWorkBatch, StoreError> {
         if draft.session_id.is_empty() {
             return Err(StoreError::InvalidInput("queued work needs a session id".into()));
         }
@@ -179,13 +190,11 @@ impl PostgresStore {
         let session_id = draft.session_id.as_str();
         let now = self.shared.now_param();
 
-        let mut client = self.shared.client().await?;
-        let transaction = sql::begin(&mut client).await?;
         let mut steps = vec![Step::new(NEXT_SEQ, vec![&store_id, &now])];
         if let Some(key) = &draft.source_key {
             steps.push(Step::new(BY_SOURCE_KEY, vec![&store_id, &session_id, key]));
         }
-        let results = sql::pipeline(&transaction, &steps, Phase::BeforeCommit).await?;
+        let results = transaction.run(&steps).await?;
         let Some(counter) = results[0].first() else { return Err(self.deleted()) };
         if let Some(existing) = results.get(1).and_then(|rows| rows.first()) {
             // The key's batch exists: return it; the dropped transaction undoes the increment.
@@ -224,8 +233,7 @@ impl PostgresStore {
             ),
             Step::new(NOTIFY, vec![&channel, &notice]),
         ];
-        sql::pipeline(&transaction, &steps, Phase::BeforeCommit).await?;
-        sql::commit(transaction).await?;
+        transaction.commit(&steps).await?;
         let items = draft
             .payloads
             .iter()
@@ -261,6 +269,33 @@ impl PostgresStore {
         max_batches: usize,
         exact: Option<&[String]>,
     ) -> Result<Option<QueuedWorkClaim>, StoreError> {
+        let mut transaction = Tx::write(self.shared.client().await?);
+        let claim = self
+            .claim_in(
+                &mut transaction,
+                session_id,
+                owner_id,
+                boundary,
+                lease_ttl_ms,
+                max_batches,
+                exact,
+            )
+            .await;
+        transaction.finish().await;
+        claim
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_in(
+        &self,
+        transaction: &mut Tx,
+        session_id: &str,
+        owner_id: &str,
+        boundary: QueuedWorkClaimBoundary,
+        lease_ttl_ms: u64,
+        max_batches: usize,
+        exact: Option<&[String]>,
+    ) -> Result<Option<QueuedWorkClaim>, StoreError> {
         if owner_id.contains('\0') || owner_id.len() > self.shared.limits.max_id_bytes {
             return Err(StoreError::InvalidInput(format!(
                 "owner id is over {} bytes or contains NUL",
@@ -275,16 +310,10 @@ impl PostgresStore {
         let now = self.shared.now_param();
         let ttl = saturating(lease_ttl_ms);
 
-        let mut client = self.shared.client().await?;
-        let transaction = sql::begin(&mut client).await?;
-        let heads = sql::query(
-            &transaction,
-            LOCK_HEAD_CANDIDATE,
-            vec![&store_id, &session_id, &now],
-            Phase::BeforeCommit,
-        )
-        .await?;
-        let Some(head) = heads.first() else { return Ok(None) };
+        let heads = transaction
+            .run(&[Step::new(LOCK_HEAD_CANDIDATE, vec![&store_id, &session_id, &now])])
+            .await?;
+        let Some(head) = heads[0].first() else { return Ok(None) };
         let head = RowReader::new(head, "strata_batches", BATCH_KEY);
         let head_batch = head.batch()?;
         if boundary == QueuedWorkClaimBoundary::ActiveTurnCheckpoint
@@ -294,9 +323,8 @@ impl PostgresStore {
         }
         let mut group = vec![(saturating(head_batch.enqueue_seq), head_batch.batch_id.clone())];
         if head_batch.slot_policy == SlotPolicy::Join && max_batches > 1 {
-            group.extend(
-                self.joining(&transaction, session_id, &head, &now, max_batches - 1).await?,
-            );
+            group
+                .extend(self.joining(transaction, session_id, &head, &now, max_batches - 1).await?);
         }
         if let Some(ids) = exact
             && !group.iter().map(|(_, batch_id)| batch_id).eq(ids.iter())
@@ -304,14 +332,11 @@ impl PostgresStore {
             return Ok(None);
         }
         let seqs: Vec<i64> = group.iter().map(|(seq, _)| *seq).collect();
-        let mut held = sql::query(
-            &transaction,
-            HOLD,
-            vec![&store_id, &session_id, &seqs, &owner_id, &now, &ttl],
-            Phase::BeforeCommit,
-        )
-        .await?;
-        sql::commit(transaction).await?;
+        let mut held = transaction
+            .commit(&[Step::new(HOLD, vec![&store_id, &session_id, &seqs, &owner_id, &now, &ttl])])
+            .await?
+            .pop()
+            .unwrap_or_default();
         held.sort_by_key(|row| row.get::<_, i64>("enqueue_seq"));
         let first = held
             .first()
@@ -334,7 +359,7 @@ impl PostgresStore {
     /// at the first one another transaction holds.
     async fn joining(
         &self,
-        transaction: &deadpool_postgres::Transaction<'_>,
+        transaction: &mut Tx,
         session_id: &str,
         head: &RowReader<'_>,
         now: &Option<i64>,
@@ -344,13 +369,14 @@ impl PostgresStore {
         let head_seq: i64 = head.get("enqueue_seq")?;
         let (_, delivery, merge_key, merge_group) = join_key(head)?;
         let limit = saturating(limit as u64);
-        let following = sql::query(
-            transaction,
-            FOLLOWING_CANDIDATES,
-            vec![&store_id, &session_id, &head_seq, now, &limit],
-            Phase::BeforeCommit,
-        )
-        .await?;
+        let following = transaction
+            .run(&[Step::new(
+                FOLLOWING_CANDIDATES,
+                vec![&store_id, &session_id, &head_seq, now, &limit],
+            )])
+            .await?
+            .pop()
+            .unwrap_or_default();
         let mut run = Vec::new();
         for row in &following {
             let row =
@@ -366,16 +392,14 @@ impl PostgresStore {
             return Ok(run);
         }
         let seqs: Vec<i64> = run.iter().map(|(seq, _)| *seq).collect();
-        let locked: std::collections::HashSet<i64> = sql::query(
-            transaction,
-            LOCK_CANDIDATES,
-            vec![&store_id, &session_id, &seqs, now],
-            Phase::BeforeCommit,
-        )
-        .await?
-        .iter()
-        .map(|row| row.get::<_, i64>(0))
-        .collect();
+        let locked: std::collections::HashSet<i64> = transaction
+            .run(&[Step::new(LOCK_CANDIDATES, vec![&store_id, &session_id, &seqs, now])])
+            .await?
+            .pop()
+            .unwrap_or_default()
+            .iter()
+            .map(|row| row.get::<_, i64>(0))
+            .collect();
         Ok(run.into_iter().take_while(|(seq, _)| locked.contains(seq)).collect())
     }
 
@@ -406,10 +430,8 @@ impl PostgresStore {
         ids.dedup();
         let now = self.shared.now_param();
         let ttl = saturating(lease_ttl_ms);
-        let mut client = self.shared.client().await?;
-        let transaction = sql::begin(&mut client).await?;
-        let renewed = sql::query(
-            &transaction,
+        let mut transaction = Tx::write(self.shared.client().await?);
+        let renewing = Step::new(
             RENEW,
             vec![
                 &store_id,
@@ -420,14 +442,19 @@ impl PostgresStore {
                 &now,
                 &ttl,
             ],
-            Phase::BeforeCommit,
-        )
-        .await?;
-        if renewed.len() != ids.len() {
-            // Some batch is no longer held: the dropped transaction undoes the extension.
-            return Err(expired());
-        }
-        sql::commit(transaction).await?;
+        );
+        let renewed = match transaction.run(&[renewing]).await {
+            Ok(mut results) if results[0].len() == ids.len() => {
+                transaction.commit(&[]).await?;
+                results.pop().unwrap_or_default()
+            }
+            Ok(_) => {
+                // Some batch is no longer held: rolling back undoes the extension.
+                transaction.finish().await;
+                return Err(expired());
+            }
+            Err(error) => return Err(error),
+        };
         let expires_at = renewed
             .first()
             .map(|row| {

@@ -13,7 +13,7 @@ use tokio_postgres::Row;
 use crate::codec::{self, FrameEntry, RowReader, ordered, saturating};
 use crate::error::{Phase, corrupt};
 use crate::factory::Shared;
-use crate::sql::{self, Step};
+use crate::sql::{self, Step, Tx};
 
 /// A handle on one store (one session's durable state) in PostgreSQL. Cheap to clone; every
 /// handle of one store, in this process or on another host, shares its state.
@@ -224,16 +224,14 @@ impl PostgresStore {
                 Step::new(LOAD_ACTIVE_PATH, vec![&store_id, &requested_leaf])
             }
         };
-        let mut client = self.shared.client().await?;
-        let snapshot = sql::begin_snapshot(&mut client).await?;
+        let mut snapshot = Tx::snapshot(self.shared.client().await?);
         let steps = [
             Step::new(LOAD_HEAD, vec![&store_id]),
             Step::new(LOAD_USAGE, vec![&store_id]),
             Step::new(LOAD_HEAD_BLOBS, vec![&store_id]),
             graph_step,
         ];
-        let results = sql::pipeline(&snapshot, &steps, Phase::Read).await?;
-        sql::end_snapshot(snapshot).await?;
+        let results = snapshot.commit(&steps).await?;
         let [head, usage, blobs, graph] = <[Vec<Row>; 4]>::try_from(results).map_err(|_| {
             StoreError::Backend("pipeline returned a wrong number of results".into())
         })?;
@@ -486,8 +484,7 @@ impl PostgresStore {
             return Ok(());
         }
         let store_id = &*self.store_id;
-        let mut client = self.shared.client().await?;
-        let transaction = sql::begin(&mut client).await?;
+        let mut transaction = Tx::write(self.shared.client().await?);
         let steps = [
             Step::new(LOCK_HEAD, vec![&store_id]),
             Step::new(
@@ -502,17 +499,16 @@ impl PostgresStore {
                 vec![&store_id, &ids],
             ),
         ];
-        let results = sql::pipeline(&transaction, &steps, Phase::BeforeCommit).await?;
+        let results = transaction.commit(&steps).await?;
         if results[0].is_empty() {
             return Err(self.deleted());
         }
-        sql::commit(transaction).await
+        Ok(())
     }
 
     async fn vacuum(&self) -> Result<VacuumReport, StoreError> {
         let store_id = &*self.store_id;
-        let mut client = self.shared.client().await?;
-        let transaction = sql::begin(&mut client).await?;
+        let mut transaction = Tx::write(self.shared.client().await?);
         let steps = [
             Step::new(LOCK_HEAD, vec![&store_id]),
             Step::new(
@@ -520,11 +516,10 @@ impl PostgresStore {
                 vec![&store_id],
             ),
         ];
-        let results = sql::pipeline(&transaction, &steps, Phase::BeforeCommit).await?;
+        let results = transaction.commit(&steps).await?;
         if results[0].is_empty() {
             return Err(self.deleted());
         }
-        sql::commit(transaction).await?;
         Ok(VacuumReport { removed_node_count: results[1].len() as u64 })
     }
 
@@ -532,12 +527,16 @@ impl PostgresStore {
     /// keep the blobs the head's manifest and agent frames name, delete the rest. An
     /// undecodable head aborts before anything is deleted.
     async fn gc(&self) -> Result<GcReport, StoreError> {
+        let mut transaction = Tx::write(self.shared.client().await?);
+        let report = self.gc_in(&mut transaction).await;
+        transaction.finish().await;
+        report
+    }
+
+    async fn gc_in(&self, transaction: &mut Tx) -> Result<GcReport, StoreError> {
         let store_id = &*self.store_id;
-        let mut client = self.shared.client().await?;
-        let transaction = sql::begin(&mut client).await?;
-        let heads =
-            sql::query(&transaction, LOCK_HEAD, vec![&store_id], Phase::BeforeCommit).await?;
-        let Some(head) = heads.first() else { return Err(self.deleted()) };
+        let heads = transaction.run(&[Step::new(LOCK_HEAD, vec![&store_id])]).await?;
+        let Some(head) = heads[0].first() else { return Err(self.deleted()) };
         let head = RowReader::new(head, "strata_heads", HEAD_KEY);
         let manifest = head.manifest()?;
         let codec::Json(frames) = head.get::<codec::Json<Vec<FrameEntry>>>("agent_frames")?;
@@ -553,9 +552,8 @@ impl PostgresStore {
             ),
             Step::new("SELECT count(*) FROM strata_blobs WHERE store_id = $1", vec![&store_id]),
         ];
-        let results = sql::pipeline(&transaction, &steps, Phase::BeforeCommit).await?;
+        let results = transaction.commit(&steps).await?;
         let retained: i64 = results[1].first().map_or(0, |row| row.get(0));
-        sql::commit(transaction).await?;
         Ok(GcReport {
             root_count: u64::from(manifest.is_some()),
             retained_blob_count: retained.unsigned_abs(),

@@ -239,3 +239,42 @@ async fn a_refused_connection_proves_nothing_was_applied() {
     let error = PostgresStoreFactory::connect(config).await.expect_err("nothing listens on port 1");
     assert!(error.proves_nothing_applied(), "{error:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_mid_transaction_leaves_no_transaction_behind() {
+    let Some(database) = TestDatabase::create("cancelled").await else { return };
+    let factory = PostgresStoreFactory::connect(database.config().with_max_connections(1))
+        .await
+        .expect("connect");
+    let store = factory.open_store("s").await.expect("open");
+    store
+        .commit_runtime_state(commit("s").append([node("a", None)]).build())
+        .await
+        .expect("commit");
+    let holder = hold_head_lock(&database).await;
+    // The commit sends BEGIN and locks the head (waiting behind the holder) when polled, then
+    // is dropped by the timeout in the middle of its transaction.
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(200),
+        store.commit_runtime_state(commit("s").append([node("b", Some("a"))]).build()),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the commit was waiting for the lock: {cancelled:?}");
+    holder.batch_execute("ROLLBACK").await.expect("release");
+    // The only pooled connection was inside the dropped transaction: it was closed, not reused.
+    let result = store
+        .commit_runtime_state(commit("s").append([node("c", Some("a"))]).build())
+        .await
+        .expect("the next call runs on a fresh connection, outside any stale transaction");
+    assert_eq!(result.head_revision, 2, "the dropped commit applied nothing");
+    let stale: i64 = holder
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+               AND application_name = 'strata' AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await
+        .expect("activity")
+        .get(0);
+    assert_eq!(stale, 0, "no Strata connection sits inside an open transaction");
+}
