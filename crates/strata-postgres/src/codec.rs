@@ -56,6 +56,14 @@ pub(crate) fn merge_columns(key: &MergeKey) -> (&'static str, Option<&str>) {
     }
 }
 
+/// A batch's items: ids derived from the batch id (`<batch_id>/<index>`).
+pub(crate) fn items(batch_id: &str, payloads: impl Iterator<Item = Bytes>) -> Vec<QueuedWorkItem> {
+    payloads
+        .enumerate()
+        .map(|(index, payload)| QueuedWorkItem { item_id: format!("{batch_id}/{index}"), payload })
+        .collect()
+}
+
 /// The id and blob refs of an agent frame, as the `agent_frames` JSON column holds them (the
 /// payloads sit beside, in `agent_frame_payloads`).
 #[derive(Debug, Serialize, Deserialize)]
@@ -202,15 +210,8 @@ impl<'a> RowReader<'a> {
                     );
                 }
             };
-        let items = self
-            .get::<Vec<Vec<u8>>>("payloads")?
-            .into_iter()
-            .enumerate()
-            .map(|(index, payload)| QueuedWorkItem {
-                item_id: format!("{batch_id}/{index}"),
-                payload: Bytes::from(payload),
-            })
-            .collect();
+        let items =
+            items(&batch_id, self.get::<Vec<Vec<u8>>>("payloads")?.into_iter().map(Bytes::from));
         Ok(QueuedWorkBatch {
             session_id: self.get("session_id")?,
             enqueue_seq: self.ordered_u64("enqueue_seq")?,

@@ -54,6 +54,11 @@
 //!   and `COMMIT`. A failed check rolls everything back: a refused commit has no effect.
 //!   Commits, tombstones, vacuums and collections of one store queue up on the head row's
 //!   lock (on every host), so they cannot deadlock each other.
+//! - Round trips: `BEGIN` is sent with a transaction's first statements and `COMMIT` with its
+//!   last ones, so a commit costs two round trips (three when it completes claims or names
+//!   stored blobs) plus the WAL flush, a claim two, a read one. A call dropped in the middle of
+//!   a transaction (a timeout, a cancelled task) closes its connection rather than returning
+//!   it to the pool: the server rolls the transaction back and no later call runs inside it.
 //! - A **read** (`load_session`) is one `REPEATABLE READ` snapshot: head, ledger, checkpoint
 //!   blobs and graph are read pipelined and never mix two revisions. The active path is one
 //!   recursive query over the primary key; `load_node` one primary-key lookup.

@@ -234,15 +234,7 @@ impl PostgresStore {
             Step::new(NOTIFY, vec![&channel, &notice]),
         ];
         transaction.commit(&steps).await?;
-        let items = draft
-            .payloads
-            .iter()
-            .enumerate()
-            .map(|(index, payload)| QueuedWorkItem {
-                item_id: format!("{batch_id}/{index}"),
-                payload: payload.clone(),
-            })
-            .collect();
+        let items = codec::items(&batch_id, draft.payloads.iter().cloned());
         Ok(QueuedWorkBatch {
             batch_id,
             session_id: draft.session_id.clone(),
