@@ -1,14 +1,14 @@
 //! Running statements: cached prepared statements, pipelined batches, transactions, and the
 //! error phase each step runs in.
 
-use deadpool_postgres::{GenericClient, Object, Transaction};
-use futures::future::join_all;
 use std::future::Future;
 use std::pin::Pin;
+
+use deadpool_postgres::{GenericClient, Object, Transaction};
+use futures::future::join_all;
 use strata_core::StoreError;
 use tokio_postgres::types::ToSql;
-
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 use crate::error::{Phase, classify};
 
@@ -43,11 +43,7 @@ pub(crate) async fn pipeline<C: GenericClient>(
     steps: &[Step<'_>],
     phase: Phase,
 ) -> Result<Vec<Vec<Row>>, StoreError> {
-    let prepared = join_all(steps.iter().map(|step| client.prepare_cached(step.sql))).await;
-    let statements = prepared
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| classify(&error, phase.unsent()))?;
+    let statements = prepare(client, steps, phase.unsent()).await?;
     let results = join_all(
         steps
             .iter()
@@ -56,6 +52,20 @@ pub(crate) async fn pipeline<C: GenericClient>(
     )
     .await;
     results.into_iter().map(|result| result.map_err(|error| classify(&error, phase))).collect()
+}
+
+/// The prepared statements of `steps` (from the connection's cache; the first use of a
+/// statement on a connection prepares it, pipelined with the others).
+async fn prepare<C: GenericClient>(
+    client: &C,
+    steps: &[Step<'_>],
+    phase: Phase,
+) -> Result<Vec<Statement>, StoreError> {
+    join_all(steps.iter().map(|step| client.prepare_cached(step.sql)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| classify(&error, phase))
 }
 
 /// Runs one statement.
@@ -140,11 +150,7 @@ impl Tx {
     ) -> Result<Vec<Vec<Row>>, StoreError> {
         let client =
             self.client.as_ref().expect("a transaction keeps its connection until dropped");
-        let prepared = join_all(steps.iter().map(|step| client.prepare_cached(step.sql))).await;
-        let statements = prepared
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| classify(&error, self.before_commit))?;
+        let statements = prepare(client, steps, self.before_commit).await?;
         type Call<'c> = Pin<
             Box<dyn Future<Output = Result<Option<Vec<Row>>, tokio_postgres::Error>> + Send + 'c>,
         >;
