@@ -11,3 +11,5 @@ pub use strata_file as file;
 pub use strata_layers as layers;
 #[cfg(feature = "memory")]
 pub use strata_memory as memory;
+#[cfg(feature = "postgres")]
+pub use strata_postgres as postgres;
