@@ -125,8 +125,10 @@ struct LogWriter<S> {
     snapshot_len: u64,
     /// Sequence number of the last record written to the log.
     written: u64,
-    /// Compactions asked for and not yet answered.
+    /// Compactions asked for and not yet started.
     replies: Vec<Reply>,
+    /// The snapshot being written in the background, if any: its length once written.
+    snapshot_write: Option<JoinHandle<Option<u64>>>,
     /// Why a write or sync failed, once one did: nothing more is written.
     failure: Option<String>,
     _lock: File,
@@ -375,6 +377,7 @@ impl<S: Image> Engine<S> {
             snapshot_len,
             written: 0,
             replies: Vec::new(),
+            snapshot_write: None,
             failure: None,
             _lock: lock_file,
         };
@@ -532,15 +535,30 @@ impl<S: Image> LogWriter<S> {
                 let shared = self.shared.clone();
                 self.poison(&mut lock(&shared.image));
             }
+            self.reap_snapshot_write(false);
             if !self.replies.is_empty() || self.log_is_long() {
-                // A write is acknowledged whatever happens here; a failed compaction leaves
-                // the log longer and is tried again after the next write (and reported to
-                // callers that asked for it, such as `vacuum`).
-                let result = self.compact();
-                for reply in std::mem::take(&mut self.replies) {
-                    reply(result.clone());
+                // One snapshot at a time: an explicit request waits for the one being
+                // written; the size trigger simply tries again after a later write.
+                self.reap_snapshot_write(!self.replies.is_empty());
+                if self.snapshot_write.is_none() {
+                    self.compact();
                 }
             }
+        }
+        self.reap_snapshot_write(true);
+    }
+
+    /// Collects the outcome of the snapshot being written in the background, if any: when it
+    /// has finished, or (with `wait`) once it finishes.
+    fn reap_snapshot_write(&mut self, wait: bool) {
+        let finished = self.snapshot_write.as_ref().is_some_and(JoinHandle::is_finished);
+        if !(finished || wait) {
+            return;
+        }
+        if let Some(write) = self.snapshot_write.take()
+            && let Ok(Some(len)) = write.join()
+        {
+            self.snapshot_len = len;
         }
     }
 
@@ -615,50 +633,86 @@ impl<S: Image> LogWriter<S> {
     }
 
     /// Folds the log into a new snapshot and starts a new log segment (crash-safe at every
-    /// step; see the crate docs). The image is encoded under its lock; file writes are not.
-    fn compact(&mut self) -> Result<(), StoreError> {
+    /// step; see the crate docs), answering the compactions asked for once the snapshot is
+    /// durable. The image is encoded under its lock; the snapshot file is then written on a
+    /// thread of its own while this writer goes on appending to the new segment.
+    fn compact(&mut self) {
+        let replies = std::mem::take(&mut self.replies);
+        match self.seal() {
+            Err(error) => replies.into_iter().for_each(|reply| reply(Err(error.clone()))),
+            Ok((section, encoded, first_gen)) => {
+                let dir = self.shared.dir.clone();
+                let sync = self.shared.options.sync.syncs();
+                let write = move || {
+                    let written = write_snapshot(&dir, &section, &encoded, first_gen, sync);
+                    let len = written.as_ref().ok().copied();
+                    for reply in replies {
+                        reply(written.clone().map(|_| ()));
+                    }
+                    len
+                };
+                // Without a thread to be had, the callers that asked see their reply dropped
+                // (an error); the size trigger tries again after a later write.
+                let thread = std::thread::Builder::new().name("strata-file-snapshot".into());
+                self.snapshot_write = thread.spawn(write).ok();
+            }
+        }
+    }
+
+    /// Compaction steps 1–3 under the image lock: the new segment, and the new snapshot's
+    /// graph section and state record (the image is rebased on the section).
+    fn seal(&mut self) -> Result<(Bytes, Vec<u8>, u64), StoreError> {
         let shared = self.shared.clone();
         let sync = shared.options.sync.syncs();
-        let (section, encoded, first_gen) = {
-            let mut image = lock(&shared.image);
-            if let Some(error) = &image.poisoned {
-                return Err(error.clone());
-            }
-            // Records queued before the lock was taken are in the image: they belong to the
-            // segment the new snapshot covers.
-            while let Ok(job) = self.jobs.try_recv() {
-                self.take(job);
-            }
-            self.acknowledge();
-            self.poison(&mut image);
-            if let Some(error) = &image.poisoned {
-                return Err(error.clone());
-            }
-            let new_gen = self.log_gen + 1;
-            let name = log_name(new_gen);
-            write_atomically(&shared.dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
-            self.log = open_for_writing(&shared.dir.join(&name))?;
-            self.log_gen = new_gen;
-            self.log_len = FILE_HEADER_LEN as u64;
-            self.log_alloc = self.log_len;
-            let section = image.state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
-            let snapshot = SnapshotOut { first_log_gen: new_gen, state: &image.state };
-            (section, format::encode(&snapshot)?, new_gen)
-        };
-        let header = format::file_header(FileKind::Snapshot);
-        let mut record = Vec::with_capacity(format::FRAME_HEADER_LEN + encoded.len());
-        format::push_frame(&mut record, &encoded);
-        write_atomically(&shared.dir, SNAPSHOT_FILE, &[&header, &section, &record], sync)?;
-        self.snapshot_len = (header.len() + section.len() + record.len()) as u64;
-        for old in list_logs(&shared.dir)?.into_iter().filter(|&g| g < first_gen) {
-            let path = shared.dir.join(log_name(old));
-            fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
+        let mut image = lock(&shared.image);
+        if let Some(error) = &image.poisoned {
+            return Err(error.clone());
         }
-        if sync {
-            sync_dir(&shared.dir)?;
+        // Records queued before the lock was taken are in the image: they belong to the
+        // segment the new snapshot covers.
+        while let Ok(job) = self.jobs.try_recv() {
+            self.take(job);
         }
-        Ok(())
+        self.acknowledge();
+        self.poison(&mut image);
+        if let Some(error) = &image.poisoned {
+            return Err(error.clone());
+        }
+        let new_gen = self.log_gen + 1;
+        let name = log_name(new_gen);
+        write_atomically(&shared.dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
+        self.log = open_for_writing(&shared.dir.join(&name))?;
+        self.log_gen = new_gen;
+        self.log_len = FILE_HEADER_LEN as u64;
+        self.log_alloc = self.log_len;
+        let section = image.state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
+        let snapshot = SnapshotOut { first_log_gen: new_gen, state: &image.state };
+        Ok((section, format::encode(&snapshot)?, new_gen))
     }
+}
+
+/// Compaction steps 3–4, off the log writer: writes the snapshot (temporary file, fsync,
+/// rename, directory fsync) naming `first_gen` as its first segment, then deletes the older
+/// segments. Returns the snapshot's length.
+fn write_snapshot(
+    dir: &Path,
+    section: &[u8],
+    encoded: &[u8],
+    first_gen: u64,
+    sync: bool,
+) -> Result<u64, StoreError> {
+    let header = format::file_header(FileKind::Snapshot);
+    let mut record = Vec::with_capacity(format::FRAME_HEADER_LEN + encoded.len());
+    format::push_frame(&mut record, encoded);
+    write_atomically(dir, SNAPSHOT_FILE, &[&header, section, &record], sync)?;
+    for old in list_logs(dir)?.into_iter().filter(|&g| g < first_gen) {
+        let path = dir.join(log_name(old));
+        fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
+    }
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok((header.len() + section.len() + record.len()) as u64)
 }
 
 impl<S: Image> std::fmt::Debug for Engine<S> {
