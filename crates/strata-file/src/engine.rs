@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -122,13 +123,16 @@ struct LogWriter<S> {
     log_len: u64,
     /// Physical length of the log file: `log_len` plus preallocated zeros.
     log_alloc: u64,
-    snapshot_len: u64,
     /// Sequence number of the last record written to the log.
     written: u64,
     /// Compactions asked for and not yet started.
     replies: Vec<Reply>,
-    /// The snapshot being written in the background, if any: its length once written.
-    snapshot_write: Option<JoinHandle<Option<u64>>>,
+    /// The compaction running in the background, if any: it rebuilds the image of the sealed
+    /// segments, writes the snapshot, and returns the image opened on it.
+    compaction: Option<JoinHandle<Result<S, StoreError>>>,
+    /// While a compaction runs: the records written since its rotation, to replay onto the
+    /// image it returns.
+    since_rotation: Option<Vec<Vec<u8>>>,
     /// Why a write or sync failed, once one did: nothing more is written.
     failure: Option<String>,
     _lock: File,
@@ -284,6 +288,78 @@ pub fn take_lock(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
+/// What [`recover`] found: the image and where the log chain ends.
+struct Recovered<S> {
+    state: S,
+    /// The first segment of the chain (named by the snapshot); older ones are stale.
+    first_gen: u64,
+    /// The last segment of the chain (`None` only for a directory holding nothing).
+    last_gen: Option<u64>,
+    /// End of the last segment's valid records.
+    log_len: u64,
+    /// The last segment's file length.
+    log_alloc: u64,
+    /// True when the last segment ends in a torn tail (bytes after `log_len` to discard).
+    torn: bool,
+}
+
+/// Loads the snapshot of `dir` (if any) and replays its log chain (the segments up to
+/// `through`, when given) into an image. Reads only: an open then discards a torn tail, and
+/// removes stale segments and temporary files; a background compaction rebuilds the image of
+/// the sealed segments this way, without touching the live one.
+fn recover<S: Image>(dir: &Path, through: Option<u64>) -> Result<Recovered<S>, StoreError> {
+    let mut state = S::default();
+    let mut first_gen = 0;
+    let snapshot_path = dir.join(SNAPSHOT_FILE);
+    let has_snapshot = snapshot_path.exists();
+    if has_snapshot {
+        let (image, section, _) = read_snapshot::<S>(&snapshot_path)?;
+        state = image.state;
+        state.attach_section(section);
+        first_gen = image.first_log_gen;
+    }
+    let gens = list_logs(dir)?;
+    let chain: Vec<u64> = gens
+        .iter()
+        .copied()
+        .filter(|&g| g >= first_gen && through.is_none_or(|last| g <= last))
+        .collect();
+    for (index, &generation) in chain.iter().enumerate() {
+        if generation != first_gen + index as u64 {
+            let name = log_name(generation);
+            return Err(format::corrupt(&name, 0, "log segment out of sequence"));
+        }
+    }
+    if chain.is_empty() && has_snapshot {
+        let name = log_name(first_gen);
+        return Err(format::corrupt(&name, 0, "log segment named by the snapshot is missing"));
+    }
+    let last_gen = chain.last().copied();
+    let mut recovered =
+        Recovered { state, first_gen, last_gen, log_len: 0, log_alloc: 0, torn: false };
+    for &generation in &chain {
+        let name = log_name(generation);
+        let path = dir.join(&name);
+        let bytes = fs::read(&path).map_err(io(format_args!("read {}", path.display())))?;
+        let scan = format::scan_log(&name, &bytes)?;
+        recovered.torn = !scan.zero_tail;
+        if recovered.torn && Some(generation) != recovered.last_gen {
+            return Err(format::corrupt(
+                &name,
+                scan.valid_end,
+                "damaged record in a sealed log segment",
+            ));
+        }
+        for &(offset, payload) in &scan.records {
+            let mutation: S::Mutation = format::decode(&name, offset, payload)?;
+            recovered.state.apply_mutation(&mutation);
+        }
+        recovered.log_len = scan.valid_end;
+        recovered.log_alloc = bytes.len() as u64;
+    }
+    Ok(recovered)
+}
+
 impl<S: Image> Engine<S> {
     /// Opens (creating if needed) the store in `dir`: takes the process lock, loads the
     /// snapshot, replays the log chain, discards a torn tail, removes leftovers of an
@@ -293,70 +369,26 @@ impl<S: Image> Engine<S> {
         let sync = options.sync.syncs();
         ensure_dir(dir, sync)?;
         let lock_file = take_lock(dir)?;
-        let mut state = S::default();
-        let mut first_gen = 0;
-        let snapshot_path = dir.join(SNAPSHOT_FILE);
-        let mut snapshot_len = 0;
-        if snapshot_path.exists() {
-            let (image, section, len) = read_snapshot::<S>(&snapshot_path)?;
-            state = image.state;
-            state.attach_section(section);
-            first_gen = image.first_log_gen;
-            snapshot_len = len;
-        }
-        let gens = list_logs(dir)?;
-        let chain: Vec<u64> = gens.iter().copied().filter(|&g| g >= first_gen).collect();
-        for (index, &generation) in chain.iter().enumerate() {
-            if generation != first_gen + index as u64 {
-                let name = log_name(generation);
-                return Err(format::corrupt(&name, 0, "log segment out of sequence"));
-            }
-        }
-        if chain.is_empty() {
-            if snapshot_path.exists() {
-                let name = log_name(first_gen);
-                return Err(format::corrupt(
-                    &name,
-                    0,
-                    "log segment named by the snapshot is missing",
-                ));
-            }
+        if !store_exists(dir) {
             write_atomically(dir, &log_name(0), &[&format::file_header(FileKind::Log)], sync)?;
         }
-        let last_gen = chain.last().copied().unwrap_or(0);
-        let mut log_len = FILE_HEADER_LEN as u64;
-        let mut log_alloc = log_len;
-        for &generation in &chain {
-            let name = log_name(generation);
-            let path = dir.join(&name);
-            let bytes = fs::read(&path).map_err(io(format_args!("read {}", path.display())))?;
-            let scan = format::scan_log(&name, &bytes)?;
-            let torn = !scan.zero_tail;
-            if torn && generation != last_gen {
-                return Err(format::corrupt(
-                    &name,
-                    scan.valid_end,
-                    "damaged record in a sealed log segment",
-                ));
-            }
-            for &(offset, payload) in &scan.records {
-                let mutation: S::Mutation = format::decode(&name, offset, payload)?;
-                state.apply_mutation(&mutation);
-            }
-            log_len = scan.valid_end;
-            log_alloc = bytes.len() as u64;
-            if torn {
-                let file = open_for_writing(&path)?;
-                file.set_len(scan.valid_end)
-                    .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
-                    .map_err(io(format_args!("truncate torn tail of {}", path.display())))?;
-                log_alloc = log_len;
-            }
-        }
-        for stale in gens.iter().filter(|&&g| g < first_gen) {
-            let path = dir.join(log_name(*stale));
+        let Recovered { state, first_gen, last_gen, log_len, log_alloc, torn } =
+            recover::<S>(dir, None)?;
+        let Some(last_gen) = last_gen else {
+            return Err(format::corrupt(&log_name(0), 0, "no log segment"));
+        };
+        for stale in list_logs(dir)?.into_iter().filter(|&g| g < first_gen) {
+            let path = dir.join(log_name(stale));
             fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
         }
+        if torn {
+            let path = dir.join(log_name(last_gen));
+            let file = open_for_writing(&path)?;
+            file.set_len(log_len)
+                .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
+                .map_err(io(format_args!("truncate torn tail of {}", path.display())))?;
+        }
+        let log_alloc = if torn { log_len } else { log_alloc };
         remove_leftover_tmp_files(dir)?;
         let log = open_for_writing(&dir.join(log_name(last_gen)))?;
         let shared = Arc::new(Shared {
@@ -374,10 +406,10 @@ impl<S: Image> Engine<S> {
             log_gen: last_gen,
             log_len,
             log_alloc,
-            snapshot_len,
             written: 0,
             replies: Vec::new(),
-            snapshot_write: None,
+            compaction: None,
+            since_rotation: None,
             failure: None,
             _lock: lock_file,
         };
@@ -522,55 +554,65 @@ impl<S: Image> Drop for Engine<S> {
 
 impl<S: Image> LogWriter<S> {
     /// Serves jobs until every engine handle is gone: takes whatever is queued, writes it,
-    /// syncs once for all of it (group commit), acknowledges, and compacts when asked or when
-    /// the live segment has grown long.
+    /// syncs once for all of it (group commit), acknowledges; starts a compaction when asked
+    /// or when the live segment has grown past the threshold, and installs its result when it
+    /// is done.
     fn run(mut self) {
-        while let Ok(job) = self.jobs.recv() {
-            self.take(job);
+        loop {
+            let job = match &self.compaction {
+                None => self.jobs.recv().ok(),
+                // While a compaction runs, look in on it now and then even when idle.
+                Some(_) => match self.jobs.recv_timeout(COMPACTION_POLL) {
+                    Ok(job) => Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            if self.compaction.is_none() && job.is_none() {
+                break; // every handle is gone
+            }
+            if let Some(job) = job {
+                self.take(job);
+            }
             while let Ok(job) = self.jobs.try_recv() {
                 self.take(job);
             }
-            self.acknowledge();
-            if self.failure.is_some() {
-                let shared = self.shared.clone();
-                self.poison(&mut lock(&shared.image));
+            self.settle();
+            if self.compaction.as_ref().is_some_and(JoinHandle::is_finished) {
+                self.install();
             }
-            self.reap_snapshot_write(false);
-            if !self.replies.is_empty() || self.log_is_long() {
-                // One snapshot at a time: an explicit request waits for the one being
-                // written; the size trigger simply tries again after a later write.
-                self.reap_snapshot_write(!self.replies.is_empty());
-                if self.snapshot_write.is_none() {
-                    self.compact();
-                }
+            if self.compaction.is_none() && (!self.replies.is_empty() || self.log_is_long()) {
+                self.start_compaction();
             }
         }
-        self.reap_snapshot_write(true);
+        if self.compaction.is_some() {
+            self.install();
+        }
     }
 
-    /// Collects the outcome of the snapshot being written in the background, if any: when it
-    /// has finished, or (with `wait`) once it finishes.
-    fn reap_snapshot_write(&mut self, wait: bool) {
-        let finished = self.snapshot_write.as_ref().is_some_and(JoinHandle::is_finished);
-        if !(finished || wait) {
-            return;
-        }
-        if let Some(write) = self.snapshot_write.take()
-            && let Ok(Some(len)) = write.join()
-        {
-            self.snapshot_len = len;
+    /// Acknowledges what was written; on a failure, poisons the image.
+    fn settle(&mut self) {
+        self.acknowledge();
+        if self.failure.is_some() {
+            let shared = self.shared.clone();
+            self.poison(&mut lock(&shared.image));
         }
     }
 
     /// Writes a queued record (unless writing has failed), or notes a compaction request.
+    /// While a compaction runs, the records written are kept for its installation.
     fn take(&mut self, job: Job) {
         match job {
             Job::Append { seq, frame } => {
-                if self.failure.is_none() {
-                    match self.append(&frame) {
-                        Ok(()) => self.written = seq,
-                        Err(reason) => self.failure = Some(reason),
-                    }
+                if self.failure.is_some() {
+                    return;
+                }
+                match self.append(&frame) {
+                    Ok(()) => self.written = seq,
+                    Err(reason) => self.failure = Some(reason),
+                }
+                if let Some(frames) = &mut self.since_rotation {
+                    frames.push(frame);
                 }
             }
             Job::Compact(reply) => self.replies.push(reply),
@@ -627,68 +669,121 @@ impl<S: Image> LogWriter<S> {
         self.shared.progress.send_modify(|progress| progress.failed = Some(reason));
     }
 
-    /// True when the live segment has outgrown both the minimum and the last snapshot.
+    /// True when the live segment has outgrown the compaction threshold.
     fn log_is_long(&self) -> bool {
-        self.log_len > self.shared.options.compact_min_log_bytes.max(self.snapshot_len)
+        self.log_len > self.shared.options.compact_min_log_bytes
     }
 
-    /// Folds the log into a new snapshot and starts a new log segment (crash-safe at every
-    /// step; see the crate docs), answering the compactions asked for once the snapshot is
-    /// durable. The image is encoded under its lock; the snapshot file is then written on a
-    /// thread of its own while this writer goes on appending to the new segment.
-    fn compact(&mut self) {
+    /// Compaction steps 1–2, on this thread: seals the live segment `log.N` (everything
+    /// written is already `fdatasync`ed by [`Self::settle`]) and switches appends to a new
+    /// `log.N+1`. Then starts the background thread for steps 3–4, which rebuilds the image
+    /// of the sealed segments from the files and writes the snapshot; the compactions asked
+    /// for are answered once it is durable.
+    fn start_compaction(&mut self) {
         let replies = std::mem::take(&mut self.replies);
-        match self.seal() {
-            Err(error) => replies.into_iter().for_each(|reply| reply(Err(error.clone()))),
-            Ok((section, encoded, first_gen)) => {
-                let dir = self.shared.dir.clone();
-                let sync = self.shared.options.sync.syncs();
-                let write = move || {
-                    let written = write_snapshot(&dir, &section, &encoded, first_gen, sync);
-                    let len = written.as_ref().ok().copied();
-                    for reply in replies {
-                        reply(written.clone().map(|_| ()));
-                    }
-                    len
-                };
-                // Without a thread to be had, the callers that asked see their reply dropped
-                // (an error); the size trigger tries again after a later write.
-                let thread = std::thread::Builder::new().name("strata-file-snapshot".into());
-                self.snapshot_write = thread.spawn(write).ok();
-            }
+        let refuse = |replies: Vec<Reply>, error: StoreError| {
+            replies.into_iter().for_each(|reply| reply(Err(error.clone())));
+        };
+        if let Some(error) = lock(&self.shared.image).poisoned.clone() {
+            return refuse(replies, error);
+        }
+        if let Err(error) = self.rotate() {
+            return refuse(replies, error);
+        }
+        let dir = self.shared.dir.clone();
+        let sync = self.shared.options.sync.syncs();
+        let sealed = self.log_gen - 1;
+        let work = move || {
+            let outcome = compact_sealed::<S>(&dir, sealed, sync);
+            let answer = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+            replies.into_iter().for_each(|reply| reply(answer.clone()));
+            outcome
+        };
+        // Without a thread to be had, the callers that asked see their reply dropped (an
+        // error); the size trigger tries again after a later write.
+        let thread = std::thread::Builder::new().name("strata-file-compact".into()).spawn(work);
+        if let Ok(thread) = thread {
+            self.compaction = Some(thread);
+            self.since_rotation = Some(Vec::new());
         }
     }
 
-    /// Compaction steps 1–3 under the image lock: the new segment, and the new snapshot's
-    /// graph section and state record (the image is rebased on the section).
-    fn seal(&mut self) -> Result<(Bytes, Vec<u8>, u64), StoreError> {
-        let shared = self.shared.clone();
-        let sync = shared.options.sync.syncs();
-        let mut image = lock(&shared.image);
-        if let Some(error) = &image.poisoned {
-            return Err(error.clone());
+    /// Creates `log.N+1` (temporary file, fsync, rename, directory fsync) and appends there
+    /// from now on.
+    fn rotate(&mut self) -> Result<(), StoreError> {
+        let dir = &self.shared.dir;
+        let sync = self.shared.options.sync.syncs();
+        let name = log_name(self.log_gen + 1);
+        write_atomically(dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
+        self.log = open_for_writing(&dir.join(&name))?;
+        self.log_gen += 1;
+        self.log_len = FILE_HEADER_LEN as u64;
+        self.log_alloc = self.log_len;
+        Ok(())
+    }
+
+    /// Installs a finished compaction: the rebuilt image (on the new snapshot) catches up on
+    /// the records written since the rotation, most of them outside the image lock and the
+    /// last few under it, and replaces the live image. The live image stays as it is when the
+    /// compaction failed (it is still right; the next trigger tries again) or the store is
+    /// poisoned.
+    fn install(&mut self) {
+        let Some(thread) = self.compaction.take() else { return };
+        let rebuilt = thread
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Backend("the compaction thread panicked".into())));
+        let mut frames = self.since_rotation.take().unwrap_or_default();
+        let Ok(mut state) = rebuilt else { return };
+        if replay(&mut state, &frames).is_err() {
+            return;
         }
-        // Records queued before the lock was taken are in the image: they belong to the
-        // segment the new snapshot covers.
+        let replayed = frames.len();
+        let shared = self.shared.clone();
+        let mut image = lock(&shared.image);
+        // Records queued before the lock was taken are in the live image: write them, and
+        // replay them onto the rebuilt one too.
+        self.since_rotation = Some(Vec::new());
         while let Ok(job) = self.jobs.try_recv() {
             self.take(job);
         }
-        self.acknowledge();
-        self.poison(&mut image);
-        if let Some(error) = &image.poisoned {
-            return Err(error.clone());
+        frames.extend(self.since_rotation.take().unwrap_or_default());
+        if image.poisoned.is_none() && replay(&mut state, &frames[replayed..]).is_ok() {
+            image.state = state;
         }
-        let new_gen = self.log_gen + 1;
-        let name = log_name(new_gen);
-        write_atomically(&shared.dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
-        self.log = open_for_writing(&shared.dir.join(&name))?;
-        self.log_gen = new_gen;
-        self.log_len = FILE_HEADER_LEN as u64;
-        self.log_alloc = self.log_len;
-        let section = image.state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
-        let snapshot = SnapshotOut { first_log_gen: new_gen, state: &image.state };
-        Ok((section, format::encode(&snapshot)?, new_gen))
+        drop(image);
+        self.settle();
     }
+}
+
+/// How often the log writer looks in on a running compaction while no write arrives.
+const COMPACTION_POLL: Duration = Duration::from_millis(5);
+
+/// Applies the records of `frames` (as the log writer wrote them) to `state`.
+fn replay<S: Image>(state: &mut S, frames: &[Vec<u8>]) -> Result<(), StoreError> {
+    for frame in frames {
+        let mutation: S::Mutation = format::decode("log", 0, &frame[format::FRAME_HEADER_LEN..])?;
+        state.apply_mutation(&mutation);
+    }
+    Ok(())
+}
+
+/// Compaction steps 3–4, off the log writer: rebuilds the image of the segments up to and
+/// including `sealed` from the files (the snapshot, then those segments), encodes it as a new
+/// snapshot naming `sealed + 1` as its first segment, writes it (temporary file, fsync,
+/// rename, directory fsync), deletes the older segments, and returns the image opened on the
+/// new snapshot (its section read lazily from the file, as after an open).
+fn compact_sealed<S: Image>(dir: &Path, sealed: u64, sync: bool) -> Result<S, StoreError> {
+    let mut state = recover::<S>(dir, Some(sealed))?.state;
+    let section = state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
+    let first_gen = sealed + 1;
+    let encoded = format::encode(&SnapshotOut { first_log_gen: first_gen, state: &state })?;
+    drop(state);
+    write_snapshot(dir, &section, &encoded, first_gen, sync)?;
+    drop((section, encoded));
+    let (image, section, _) = read_snapshot::<S>(&dir.join(SNAPSHOT_FILE))?;
+    let mut state = image.state;
+    state.attach_section(section);
+    Ok(state)
 }
 
 /// Compaction steps 3–4, off the log writer: writes the snapshot (temporary file, fsync,

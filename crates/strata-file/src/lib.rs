@@ -164,29 +164,37 @@
 //! is corruption. A checksummed record that does not decode is corruption too. Decoding never
 //! panics (fuzzed, see below).
 //!
-//! # Bounded cost: snapshots and compaction
+//! # Bounded cost: snapshots and background compaction
 //!
-//! Once the live log segment exceeds both [`FileStoreOptions::compact_min_log_bytes`] (8 MiB)
-//! and the last snapshot's size, the log writer compacts after acknowledging the records that
-//! crossed the threshold (amortized O(1) per byte written; replay at open is bounded by about
-//! one snapshot's worth of log, whatever the history length); writes queued meanwhile wait
-//! for it. Compaction, crash-safe at every step:
-//! 1. under the image lock, write every record queued so far and `fdatasync` the current
-//!    segment `log.N` (the image and the log then hold the same writes);
-//! 2. create `log.N+1` (temp file, fsync, rename, fsync directory) and switch appends to it;
-//! 3. encode the image (under the image lock: calls wait for the encoding only, which is
-//!    linear in the state size: a new graph section is built, the old section's entries copied
-//!    as they are (bodies and checksums, without decoding) and the overlay's nodes encoded;
-//!    the image is rebased on it; then the rest of the state is encoded)
-//!    and write the snapshot (temp, fsync, rename, fsync directory) naming `N+1` as its first
-//!    segment. The image keeps the new section's bytes in memory until the next open (so
-//!    after a compaction the graph takes its encoded size in memory, less than version 1's
-//!    decoded image; after an open, the section's table only);
-//! 4. delete segments older than `N+1`.
+//! Once the live log segment exceeds [`FileStoreOptions::compact_min_log_bytes`] (2 MiB), the
+//! log writer starts a compaction, which runs **off every caller's path**: no write waits for
+//! a snapshot to be encoded or written, and replay at open is bounded by about that threshold
+//! plus what was written while one compaction ran, whatever the session's size. Compaction,
+//! crash-safe at every step:
+//! 1. (log writer) every record written so far is already `fdatasync`ed (it syncs before it
+//!    looks at the threshold): `log.N` is sealed;
+//! 2. (log writer) create `log.N+1` (temp file, fsync, rename, fsync directory) and append
+//!    there from now on; then start the compaction thread and go on serving writes;
+//! 3. (compaction thread) rebuild the image of the sealed segments from the files, exactly as
+//!    an open does (the snapshot, then `log.…` up to `log.N`; the live image is not touched
+//!    and no lock is taken), encode it (a new graph section, the old section's entries copied
+//!    as they are, bodies and checksums, without decoding; then the rest of the state) and
+//!    write the snapshot (temp, fsync, rename, fsync directory) naming `N+1` as its first
+//!    segment;
+//! 4. (compaction thread) delete segments older than `N+1`, and reopen the image on the new
+//!    snapshot (its graph section's table only);
+//! 5. (log writer) install: replay onto that image the records written to `log.N+1` since
+//!    step 2 (most of them outside the image lock, the last few under it) and make it the
+//!    live image. The in-memory overlay of the changes since the previous snapshot is dropped
+//!    with the old image, so memory stays bounded too.
 //!
-//! A crash before step 3 completes leaves the old snapshot, which replays `log.N` and
-//! `log.N+1`. `vacuum` and `gc_unreachable` remove data from the image and then compact at
-//! once, so the space of removed nodes and blobs is reclaimed on disk when they return.
+//! A crash before the rename of step 3 leaves the old snapshot, which replays `log.N` and
+//! `log.N+1`; after it, the new one, which replays `log.N+1` (stale segments are removed at
+//! open). A failed compaction leaves the live image as it is (it is still right) and the
+//! next write past the threshold tries again. One compaction runs at a time. `vacuum` and
+//! `gc_unreachable` remove data from the image and then ask for a compaction and wait for
+//! its snapshot, so the space of removed nodes and blobs is reclaimed on disk when they
+//! return; [`FileStore::compact`] does the same on demand.
 //!
 //! # Limits and input safety
 //!

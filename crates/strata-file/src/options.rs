@@ -35,8 +35,8 @@ impl SyncPolicy {
 
 /// Default of [`FileStoreOptions::max_record_bytes`]: 64 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: u64 = 64 << 20;
-/// Default of [`FileStoreOptions::compact_min_log_bytes`]: 8 MiB.
-pub const DEFAULT_COMPACT_MIN_LOG_BYTES: u64 = 8 << 20;
+/// Default of [`FileStoreOptions::compact_min_log_bytes`]: 2 MiB.
+pub const DEFAULT_COMPACT_MIN_LOG_BYTES: u64 = 2 << 20;
 
 /// Options of [`FileStore::open`](crate::FileStore::open) and
 /// [`FileStoreFactory::open`](crate::FileStoreFactory::open).
@@ -49,8 +49,9 @@ pub struct FileStoreOptions {
     /// Largest encoded write (one log record) accepted; a larger write is
     /// [`StoreError::InvalidInput`](strata_core::StoreError::InvalidInput) naming this limit.
     pub max_record_bytes: u64,
-    /// The log is compacted into a snapshot once it exceeds both this size and the size of
-    /// the last snapshot, which bounds replay at open to about one snapshot's worth of bytes.
+    /// A compaction starts (in the background) once the live log segment exceeds this size,
+    /// which bounds the log an open replays to about this much plus what is written while one
+    /// compaction runs, whatever the session's size.
     pub compact_min_log_bytes: u64,
     /// Test and drill hook: see [`FileStoreOptions::with_write_delay`]. Default `None`.
     pub write_delay: Option<Duration>,
@@ -87,7 +88,7 @@ impl FileStoreOptions {
         self
     }
 
-    /// Sets the minimum log size before compaction.
+    /// Sets the log size that starts a compaction.
     pub fn with_compact_min_log_bytes(mut self, bytes: u64) -> Self {
         self.compact_min_log_bytes = bytes;
         self
