@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use strata_core::{Bytes, StoreError};
+use strata_core::StoreError;
 use tokio::sync::{oneshot, watch};
 
 use crate::format::{self, FILE_HEADER_LEN, FileKind};
@@ -26,29 +26,28 @@ use crate::options::FileStoreOptions;
 /// A state the engine makes durable: serializable (snapshots), with serializable mutations
 /// (log records) applied infallibly and deterministically.
 ///
-/// A snapshot holds a **section** (bytes the image encodes itself and reads back lazily: the
-/// session graph) followed by one record holding the image's serde form.
+/// A snapshot holds **sections** (bytes the image encodes itself and reads back lazily: the
+/// session graph and the turn stamps) followed by one record holding the image's serde form.
 pub trait Image: Serialize + DeserializeOwned + Default + Send + 'static {
     /// One logged change.
     type Mutation: Serialize + DeserializeOwned;
-    /// A snapshot's section, opened.
-    type Section;
+    /// A snapshot's sections, opened.
+    type Sections;
     /// Applies `mutation`; must be deterministic and infallible (replay relies on it).
     fn apply_mutation(&mut self, mutation: &Self::Mutation);
-    /// Encodes the section of a snapshot about to be written at `offset` of the file `name`,
-    /// and rebases the image on it (so that the serde form encoded next leaves it out). The
-    /// image's content is unchanged.
-    fn seal_section(&mut self, name: &str, offset: u64) -> Result<Bytes, StoreError>;
-    /// Opens the section at `offset` of the snapshot `file` (named `name`, `file_len` bytes
-    /// long): the section and its length.
-    fn open_section(
+    /// Encodes the sections of a snapshot (what the serde form leaves out), written right
+    /// after the file header.
+    fn seal_sections(&self) -> Result<Vec<u8>, StoreError>;
+    /// Opens the sections at `offset` of the snapshot `file` (named `name`, `file_len` bytes
+    /// long): the sections and their length.
+    fn open_sections(
         file: &File,
         name: &str,
         offset: u64,
         file_len: u64,
-    ) -> Result<(Self::Section, u64), StoreError>;
-    /// Puts an opened section back under the image decoded from the snapshot's record.
-    fn attach_section(&mut self, section: Self::Section);
+    ) -> Result<(Self::Sections, u64), StoreError>;
+    /// Puts opened sections back under the image decoded from the snapshot's record.
+    fn attach_sections(&mut self, sections: Self::Sections);
 }
 
 /// Name of the lock file inside a store directory.
@@ -244,13 +243,13 @@ fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], sync: bool) -> Resu
 /// Reads the snapshot at `path`: the image decoded from its record, its section (opened, not
 /// read), and the file's length. Reads the header, the section's index and the record; no
 /// node body.
-fn read_snapshot<S: Image>(path: &Path) -> Result<(SnapshotIn<S>, S::Section, u64), StoreError> {
+fn read_snapshot<S: Image>(path: &Path) -> Result<(SnapshotIn<S>, S::Sections, u64), StoreError> {
     let name = SNAPSHOT_FILE;
     let file = File::open(path).map_err(io(format_args!("open {}", path.display())))?;
     let len = file.metadata().map_err(io(format_args!("stat {}", path.display())))?.len();
     let header = format::read_at(&file, name, 0, FILE_HEADER_LEN.min(len as usize))?;
     format::check_file_header(name, &header, FileKind::Snapshot)?;
-    let (section, section_len) = S::open_section(&file, name, FILE_HEADER_LEN as u64, len)?;
+    let (section, section_len) = S::open_sections(&file, name, FILE_HEADER_LEN as u64, len)?;
     let record_offset = FILE_HEADER_LEN as u64 + section_len;
     let rest = format::read_at(&file, name, record_offset, (len - record_offset) as usize)?;
     let payload = format::read_snapshot_record(name, record_offset, &rest)?;
@@ -315,7 +314,7 @@ fn recover<S: Image>(dir: &Path, through: Option<u64>) -> Result<Recovered<S>, S
     if has_snapshot {
         let (image, section, _) = read_snapshot::<S>(&snapshot_path)?;
         state = image.state;
-        state.attach_section(section);
+        state.attach_sections(section);
         first_gen = image.first_log_gen;
     }
     let gens = list_logs(dir)?;
@@ -455,22 +454,36 @@ impl<S: Image> Engine<S> {
         &self,
         plan: impl FnOnce(&S) -> Result<Plan<S::Mutation, O>, StoreError>,
     ) -> Result<(O, u64), StoreError> {
+        self.submit_unless(|_| false, plan).map(|submitted| submitted.expect("never deferred"))
+    }
+
+    /// [`Self::submit`], unless `defer` says (under the same lock, before planning) that the
+    /// plan would read storage: then nothing is planned and `None` returned, for the caller
+    /// to submit it from a thread that may block.
+    pub fn submit_unless<O>(
+        &self,
+        defer: impl FnOnce(&S) -> bool,
+        plan: impl FnOnce(&S) -> Result<Plan<S::Mutation, O>, StoreError>,
+    ) -> Result<Option<(O, u64)>, StoreError> {
         let mut image = lock(&self.shared.image);
         if let Some(error) = &image.poisoned {
             return Err(error.clone());
+        }
+        if defer(&image.state) {
+            return Ok(None);
         }
         let (mutation, answer) = plan(&image.state)?;
         let Some(mutation) = mutation else {
             // A no-op may answer from state not yet durable (a stamped retry of a commit
             // still being synced): wait for everything queued.
-            return Ok((answer, image.queued));
+            return Ok(Some((answer, image.queued)));
         };
         let frame = self.frame(&mutation)?;
         let seq = image.queued + 1;
         self.send(Job::Append { seq, frame })?;
         image.queued = seq;
         image.state.apply_mutation(&mutation);
-        Ok((answer, seq))
+        Ok(Some((answer, seq)))
     }
 
     /// One log frame holding `mutation`, or `InvalidInput` when it exceeds the record limit.
@@ -773,8 +786,8 @@ fn replay<S: Image>(state: &mut S, frames: &[Vec<u8>]) -> Result<(), StoreError>
 /// rename, directory fsync), deletes the older segments, and returns the image opened on the
 /// new snapshot (its section read lazily from the file, as after an open).
 fn compact_sealed<S: Image>(dir: &Path, sealed: u64, sync: bool) -> Result<S, StoreError> {
-    let mut state = recover::<S>(dir, Some(sealed))?.state;
-    let section = state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
+    let state = recover::<S>(dir, Some(sealed))?.state;
+    let section = state.seal_sections()?;
     let first_gen = sealed + 1;
     let encoded = format::encode(&SnapshotOut { first_log_gen: first_gen, state: &state })?;
     drop(state);
@@ -782,7 +795,7 @@ fn compact_sealed<S: Image>(dir: &Path, sealed: u64, sync: bool) -> Result<S, St
     drop((section, encoded));
     let (image, section, _) = read_snapshot::<S>(&dir.join(SNAPSHOT_FILE))?;
     let mut state = image.state;
-    state.attach_section(section);
+    state.attach_sections(section);
     Ok(state)
 }
 
@@ -826,17 +839,17 @@ mod tests {
 
     impl Image for Numbers {
         type Mutation = u64;
-        type Section = ();
+        type Sections = ();
         fn apply_mutation(&mut self, mutation: &u64) {
             self.0.push(*mutation);
         }
-        fn seal_section(&mut self, _: &str, _: u64) -> Result<Bytes, StoreError> {
-            Ok(Bytes::new())
+        fn seal_sections(&self) -> Result<Vec<u8>, StoreError> {
+            Ok(Vec::new())
         }
-        fn open_section(_: &File, _: &str, _: u64, _: u64) -> Result<((), u64), StoreError> {
+        fn open_sections(_: &File, _: &str, _: u64, _: u64) -> Result<((), u64), StoreError> {
             Ok(((), 0))
         }
-        fn attach_section(&mut self, (): ()) {}
+        fn attach_sections(&mut self, (): ()) {}
     }
 
     /// Awaits `future` on a throwaway current-thread runtime.

@@ -11,7 +11,9 @@ use strata_core::StoreError;
 /// First eight bytes of every file this crate writes.
 pub const MAGIC: [u8; 8] = *b"STRATAFS";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest snapshot version this build reads (version 3 added the stamp section).
+pub const OLDEST_SNAPSHOT_VERSION: u32 = 3;
 /// Size of the file header: magic, format version, file kind.
 pub const FILE_HEADER_LEN: usize = 16;
 /// Size of a record frame header: payload length, payload CRC, header CRC.
@@ -22,7 +24,8 @@ pub const FRAME_HEADER_LEN: usize = 16;
 pub enum FileKind {
     /// A log segment: a sequence of mutation records.
     Log = 1,
-    /// A snapshot: a graph section, then one record holding the rest of the state image.
+    /// A snapshot: a graph section, a stamp section, then one record holding the rest of the
+    /// state image.
     Snapshot = 2,
 }
 
@@ -51,9 +54,10 @@ pub fn corrupt(file: &str, offset: u64, detail: impl Into<String>) -> StoreError
 }
 
 /// Checks the header of `bytes` (the start of the file named `file`) is a header of `kind`
-/// this build reads. A newer format version, or a version-1 snapshot (whose graph was not a
-/// separate section), is [`StoreError::UnsupportedRecordSchemaVersion`]; log segments of
-/// versions 1 and 2 are the same.
+/// this build reads. A newer format version, or a snapshot older than
+/// [`OLDEST_SNAPSHOT_VERSION`] (version 1 had no graph section, version 2 no stamp section),
+/// is [`StoreError::UnsupportedRecordSchemaVersion`]; log segments of versions 1 to 3 are the
+/// same.
 pub fn check_file_header(file: &str, bytes: &[u8], kind: FileKind) -> Result<(), StoreError> {
     if bytes.len() < FILE_HEADER_LEN {
         return Err(corrupt(file, 0, format!("file header truncated ({} bytes)", bytes.len())));
@@ -62,7 +66,8 @@ pub fn check_file_header(file: &str, bytes: &[u8], kind: FileKind) -> Result<(),
         return Err(corrupt(file, 0, "bad magic: not a strata-file file"));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version > FORMAT_VERSION || (kind == FileKind::Snapshot && version == 1) {
+    let too_old = kind == FileKind::Snapshot && (1..OLDEST_SNAPSHOT_VERSION).contains(&version);
+    if version > FORMAT_VERSION || too_old {
         return Err(StoreError::UnsupportedRecordSchemaVersion {
             record_kind: kind.name().to_owned(),
             actual: version,
@@ -302,7 +307,7 @@ mod tests {
         bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         assert!(matches!(
             scan_log("log", &bytes),
-            Err(StoreError::UnsupportedRecordSchemaVersion { actual: 3, expected: 2, .. })
+            Err(StoreError::UnsupportedRecordSchemaVersion { actual: 4, expected: 3, .. })
         ));
     }
 

@@ -5,8 +5,7 @@
 //! [`GraphSection`] is the `strata_core::state::GraphBase` of the file backend. Opened from a
 //! snapshot, it holds the section's table (entries, sorted order, ids) in one buffer, checked
 //! once against its CRC, and reads node bodies from the file on demand with positioned reads,
-//! each body checked against its own CRC. Built by a compaction, it holds the whole section in
-//! memory (the bytes it has just written).
+//! each body checked against its own CRC.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -37,15 +36,6 @@ const READ_SPAN_FACTOR: u64 = 4;
 /// See [`READ_SPAN_FACTOR`].
 const READ_SPAN_SLACK: u64 = 64 * 1024;
 
-/// Where a section's node bodies are.
-#[derive(Debug)]
-enum Bodies {
-    /// In the snapshot file, read on demand.
-    File(File),
-    /// In memory (a section a compaction has just written).
-    Memory(Bytes),
-}
-
 /// One entry of the table, decoded.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -63,7 +53,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct GraphSection {
     /// The snapshot file name, for error locations.
-    file: String,
+    file_name: String,
     count: usize,
     /// Entries, then sorted order, then ids.
     table: Bytes,
@@ -73,7 +63,8 @@ pub struct GraphSection {
     bodies_offset: u64,
     /// Length of the bodies region.
     bodies_len: u64,
-    bodies: Bodies,
+    /// The snapshot file, for reads of bodies.
+    file: File,
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
@@ -256,39 +247,16 @@ impl GraphSection {
         let handle =
             file.try_clone().map_err(|error| StoreError::io(format!("dup {name}"), error))?;
         let section = Self {
-            file: name.to_owned(),
+            file_name: name.to_owned(),
             count,
             table: Bytes::from(table),
             table_offset,
             bodies_offset: table_offset + table_len,
             bodies_len,
-            bodies: Bodies::File(handle),
+            file: handle,
         };
         section.check_table()?;
         Ok((section, end - offset))
-    }
-
-    /// A section held in memory: `bytes` as [`encode`] made them, written at `offset` of the
-    /// snapshot `name`.
-    pub fn in_memory(name: &str, offset: u64, bytes: Bytes) -> Result<Self, StoreError> {
-        let short = || corrupt(name, offset, "graph section truncated");
-        let header = bytes.get(..SECTION_HEADER_LEN).ok_or_else(short)?;
-        let (count, table_len, bodies_len) = parse_header(name, offset, header)?;
-        let table_end = SECTION_HEADER_LEN as u64 + table_len;
-        if table_end + bodies_len != bytes.len() as u64 {
-            return Err(short());
-        }
-        let section = Self {
-            file: name.to_owned(),
-            count,
-            table: bytes.slice(SECTION_HEADER_LEN..table_end as usize),
-            table_offset: offset + SECTION_HEADER_LEN as u64,
-            bodies_offset: offset + table_end,
-            bodies_len,
-            bodies: Bodies::Memory(bytes.slice(table_end as usize..)),
-        };
-        section.check_table()?;
-        Ok(section)
     }
 
     /// Checks every entry's id lies inside the ids region, the bodies follow one another in
@@ -303,17 +271,21 @@ impl GraphSection {
             let parent_end = u64::from(entry.parent_offset) + u64::from(entry.parent_len);
             if id_end > ids_len || parent_end > ids_len || entry.body_offset != body_end {
                 let at = self.table_offset + (index * ENTRY_LEN) as u64;
-                return Err(corrupt(&self.file, at, "graph entry points outside the section"));
+                return Err(corrupt(&self.file_name, at, "graph entry points outside the section"));
             }
             body_end += u64::from(entry.body_len);
         }
         if body_end != self.bodies_len {
-            return Err(corrupt(&self.file, self.table_offset, "graph bodies length mismatch"));
+            return Err(corrupt(
+                &self.file_name,
+                self.table_offset,
+                "graph bodies length mismatch",
+            ));
         }
         for rank in 0..self.count {
             if self.order(rank) >= self.count {
                 let at = self.table_offset + (self.count * ENTRY_LEN + rank * ORDER_LEN) as u64;
-                return Err(corrupt(&self.file, at, "graph order names no entry"));
+                return Err(corrupt(&self.file_name, at, "graph order names no entry"));
             }
         }
         Ok(())
@@ -350,14 +322,9 @@ impl GraphSection {
 
     /// `len` bytes of the bodies region from `start` (one positioned read from the file).
     fn read_bodies(&self, start: u64, len: u64) -> Result<Bytes, StoreError> {
-        match &self.bodies {
-            Bodies::Memory(bytes) => Ok(bytes.slice(start as usize..(start + len) as usize)),
-            Bodies::File(file) => {
-                let len = usize::try_from(len)
-                    .map_err(|_| StoreError::Backend("graph read too large".into()))?;
-                read_at(file, &self.file, self.bodies_offset + start, len).map(Bytes::from)
-            }
-        }
+        let len =
+            usize::try_from(len).map_err(|_| StoreError::Backend("graph read too large".into()))?;
+        read_at(&self.file, &self.file_name, self.bodies_offset + start, len).map(Bytes::from)
     }
 
     /// Checks and decodes the body of `entry`, found in `bytes` (which start at `start` of
@@ -372,11 +339,11 @@ impl GraphSection {
         let body = &bytes[from..from + entry.body_len as usize];
         let at = self.bodies_offset + entry.body_offset;
         if crc32fast::hash(body) != entry.body_crc {
-            return Err(corrupt(&self.file, at, "node body checksum mismatch"));
+            return Err(corrupt(&self.file_name, at, "node body checksum mismatch"));
         }
-        let node: SessionNodeRecord = format::decode(&self.file, at, body)?;
+        let node: SessionNodeRecord = format::decode(&self.file_name, at, body)?;
         if node.node_id.as_bytes() != self.id(entry) {
-            return Err(corrupt(&self.file, at, "node body names another id than its entry"));
+            return Err(corrupt(&self.file_name, at, "node body names another id than its entry"));
         }
         Ok(node)
     }
@@ -414,7 +381,7 @@ impl GraphBase for GraphSection {
         let bytes = self.ids(entry.parent_offset, entry.parent_len);
         std::str::from_utf8(bytes).map(Some).map_err(|_| {
             let at = self.table_offset + (index * ENTRY_LEN) as u64;
-            corrupt(&self.file, at, "graph entry's parent id is not UTF-8")
+            corrupt(&self.file_name, at, "graph entry's parent id is not UTF-8")
         })
     }
 

@@ -306,6 +306,7 @@ pub mod format;
 pub mod graph;
 pub mod ids;
 pub mod options;
+pub mod stamps;
 pub mod store;
 
 pub use factory::FileStoreFactory;

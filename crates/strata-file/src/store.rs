@@ -9,38 +9,41 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use strata_core::{
-    Bytes, DurabilityTier, Mutation, Request, Response, Serve, SessionReadScope, SessionState,
-    StoreError,
+    DurabilityTier, Mutation, Request, Response, Serve, SessionReadScope, SessionState, StoreError,
 };
 
 use crate::engine::{self, Engine, Image};
 use crate::graph::{self, GraphSection};
 use crate::ids::{validate_id, validate_ids};
 use crate::options::FileStoreOptions;
+use crate::stamps::{self, StampSection};
 
-/// The snapshot's section is the session graph ([`GraphSection`]): written by compaction from
-/// the stored nodes, opened lazily at open.
+/// A snapshot's sections: the session graph ([`GraphSection`]), then the turn stamps
+/// ([`StampSection`]); both written by compaction and opened lazily at open.
 impl Image for SessionState {
     type Mutation = Mutation;
-    type Section = GraphSection;
+    type Sections = (GraphSection, StampSection);
     fn apply_mutation(&mut self, mutation: &Mutation) {
         self.apply(mutation);
     }
-    fn seal_section(&mut self, name: &str, offset: u64) -> Result<Bytes, StoreError> {
-        let bytes = Bytes::from(graph::encode(&self.stored_graph())?);
-        self.rebase_graph(Arc::new(GraphSection::in_memory(name, offset, bytes.clone())?));
+    fn seal_sections(&self) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = graph::encode(&self.stored_graph())?;
+        bytes.extend_from_slice(&stamps::encode(&self.stored_stamps())?);
         Ok(bytes)
     }
-    fn open_section(
+    fn open_sections(
         file: &File,
         name: &str,
         offset: u64,
         file_len: u64,
-    ) -> Result<(GraphSection, u64), StoreError> {
-        GraphSection::open(file, name, offset, file_len)
+    ) -> Result<(Self::Sections, u64), StoreError> {
+        let (graph, graph_len) = GraphSection::open(file, name, offset, file_len)?;
+        let (stamps, stamps_len) = StampSection::open(file, name, offset + graph_len, file_len)?;
+        Ok(((graph, stamps), graph_len + stamps_len))
     }
-    fn attach_section(&mut self, section: GraphSection) {
-        self.rebase_graph(Arc::new(section));
+    fn attach_sections(&mut self, (graph, stamps): Self::Sections) {
+        self.rebase_graph(Arc::new(graph));
+        self.rebase_stamps(Arc::new(stamps));
     }
 }
 
@@ -210,14 +213,32 @@ impl FileStore {
     }
 
     /// Plans, queues and applies under the image lock, then awaits the log writer's
-    /// acknowledgement; returns the call's answer.
+    /// acknowledgement; returns the call's answer. A stamped commit whose stamp may be in the
+    /// snapshot's stamp section (a retry of an older turn) is planned on the blocking pool,
+    /// since its plan reads that stamp from the file.
     async fn write(&self, request: Request<'_>) -> Result<Response, StoreError> {
         validate_request(&request)?;
         let now_ms = self.now_ms();
-        let (answer, seq) = self.engine.submit(|state| {
-            let planned = state.plan(&request, now_ms)?;
+        let plan = move |state: &SessionState, request: &Request<'_>| {
+            let planned = state.plan(request, now_ms)?;
             Ok((planned.mutation, planned.output))
-        })?;
+        };
+        let submitted = self.engine.submit_unless(
+            |state| state.plan_touches_base(&request),
+            |state| plan(state, &request),
+        )?;
+        let (answer, seq) = match (submitted, request) {
+            (Some(submitted), _) => submitted,
+            (None, Request::CommitRuntimeState { commit }) => {
+                let engine = self.engine.clone();
+                offload(move || {
+                    let request = Request::CommitRuntimeState { commit };
+                    engine.submit(|state| plan(state, &request))
+                })
+                .await??
+            }
+            (None, request) => self.engine.submit(|state| plan(state, &request))?,
+        };
         self.engine.acknowledged(seq).await?;
         Ok(answer)
     }

@@ -1,5 +1,6 @@
 //! Corruption tests over a real store's files: truncate at, and flip bytes around, every
-//! record boundary of the log; flip every byte of a snapshot and cut it at every length. Each open must yield exactly a prefix of the acknowledged history (a torn
+//! record boundary of the log; flip every byte of a snapshot (its graph section, its stamp
+//! section, its state record) and cut it at every length. Each open must yield exactly a prefix of the acknowledged history (a torn
 //! tail) or the corrupt-data error naming the file and the damaged record's offset; never a
 //! panic, never a skipped record.
 
@@ -11,7 +12,7 @@ use std::path::Path;
 use strata_core::{RuntimePersistence, SessionReadScope, StoreError};
 use strata_file::format::{FILE_HEADER_LEN, FRAME_HEADER_LEN, frame_at};
 use strata_file::graph::{ENTRY_LEN, ORDER_LEN, SECTION_HEADER_LEN};
-use strata_file::{FileStore, FileStoreOptions};
+use strata_file::{FileStore, FileStoreOptions, stamps};
 
 use common::*;
 
@@ -116,20 +117,45 @@ fn check_flip(dir: &Path, log: &[u8], bounds: &[usize], position: usize, last_re
     }
 }
 
-/// The node bodies of a snapshot's graph section: `(start, end)` file offsets, in order.
-fn snapshot_bodies(snapshot: &[u8]) -> Vec<(usize, usize)> {
-    let u64_at = |at: usize| u64::from_le_bytes(snapshot[at..at + 8].try_into().unwrap()) as usize;
+fn u64_at(bytes: &[u8], at: usize) -> usize {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> usize {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize
+}
+
+/// The node bodies of a snapshot's graph section (`(start, end)` file offsets, in order), and
+/// where the section ends.
+fn snapshot_bodies(snapshot: &[u8]) -> (Vec<(usize, usize)>, usize) {
     let section = FILE_HEADER_LEN;
-    let count = u64_at(section + 8);
-    let ids_len = u64_at(section + 16);
+    let count = u64_at(snapshot, section + 8);
+    let ids_len = u64_at(snapshot, section + 16);
+    let bodies_len = u64_at(snapshot, section + 24);
     let entries = section + SECTION_HEADER_LEN;
     let bodies = entries + count * (ENTRY_LEN + ORDER_LEN) + ids_len;
-    (0..count)
+    let ranges = (0..count)
         .map(|index| {
             let entry = entries + index * ENTRY_LEN;
-            let offset = u64_at(entry);
-            let len = u32::from_le_bytes(snapshot[entry + 8..entry + 12].try_into().unwrap());
-            (bodies + offset, bodies + offset + len as usize)
+            let offset = u64_at(snapshot, entry);
+            (bodies + offset, bodies + offset + u32_at(snapshot, entry + 8))
+        })
+        .collect();
+    (ranges, bodies + bodies_len)
+}
+
+/// The stamp bodies of the stamp section starting at `section`: `(start, end, key)`, in
+/// table order.
+fn snapshot_stamps(snapshot: &[u8], section: usize) -> Vec<(usize, usize, u64)> {
+    let count = u64_at(snapshot, section + 8);
+    let entries = section + stamps::SECTION_HEADER_LEN;
+    let bodies = entries + count * stamps::ENTRY_LEN;
+    (0..count)
+        .map(|index| {
+            let entry = entries + index * stamps::ENTRY_LEN;
+            let offset = u64_at(snapshot, entry + 8);
+            let len = u32_at(snapshot, entry + 16);
+            (bodies + offset, bodies + offset + len, u64_at(snapshot, entry) as u64)
         })
         .collect()
 }
@@ -141,8 +167,13 @@ fn damaged_snapshots_and_headers_are_corrupt_data() {
     run(async { FileStore::open(dir.path(), FileStoreOptions::default()).unwrap().compact() })
         .unwrap();
     let snapshot = fs::read(dir.path().join("snapshot")).unwrap();
-    let bodies = snapshot_bodies(&snapshot);
+    let (bodies, graph_end) = snapshot_bodies(&snapshot);
     assert_eq!(bodies.len() as u64, COMMITS);
+    let stamp_bodies = snapshot_stamps(&snapshot, graph_end);
+    assert_eq!(stamp_bodies.len() as u64, COMMITS);
+    let turn_of_key = |key: u64| {
+        (1..=COMMITS).find(|&n| stamps::stamp_key("s", &format!("t{n}")) == key).unwrap()
+    };
     let scratch = tempfile::tempdir().unwrap();
     for entry in fs::read_dir(dir.path()).unwrap() {
         let entry = entry.unwrap();
@@ -154,6 +185,21 @@ fn damaged_snapshots_and_headers_are_corrupt_data() {
         fs::write(scratch.path().join("snapshot"), &damaged).unwrap();
         let opened = FileStore::open(scratch.path(), FileStoreOptions::default());
         let body = bodies.iter().position(|&(start, end)| (start..end).contains(&position));
+        let stamp = stamp_bodies.iter().find(|&&(start, end, _)| (start..end).contains(&position));
+        if let (Ok(store), Some(&(start, _, key))) = (&opened, stamp) {
+            // Stamp bodies are read (and checked) only by a retry of their turn: open
+            // succeeds, reads succeed, and that retry fails, naming the stamp's body.
+            let turn = turn_of_key(key);
+            let error = run(async {
+                assert_eq!(check_linear_history(store).await, COMMITS, "flip at {position}");
+                store.commit_runtime_state(nth_commit("s", turn, 40)).await.unwrap_err()
+            });
+            let StoreError::CorruptData { location, .. } = &error else {
+                panic!("stamp flip at {position}: {error}")
+            };
+            assert_eq!(*location, format!("snapshot:{start}"), "flip at {position}");
+            continue;
+        }
         let error = match (opened, body) {
             // Node bodies are read (and checked) only when a read returns them: open succeeds,
             // and every read of the damaged node fails, naming its body.
