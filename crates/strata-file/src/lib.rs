@@ -16,7 +16,9 @@
 //! A [`FileStore`] keeps the session's state as a [`strata_core::SessionState`] (the single
 //! implementation of the contract's semantics) and makes it durable with a write-ahead log of
 //! the state model's resolved [`Mutation`](strata_core::Mutation)s plus periodic snapshots.
-//! Everything but the graph is held in memory. The graph is the last snapshot's **graph
+//! Everything but the graph and the turn stamps is held in memory. The stamps are the last
+//! snapshot's **stamp section** (a sorted index in memory, records read on demand by a retry)
+//! under an in-memory overlay of the stamps recorded since. The graph is the last snapshot's **graph
 //! section** (a [`graph::GraphSection`], the state model's `GraphBase`: its id index in memory,
 //! node bodies left in the file and read on demand) under an in-memory overlay of the changes
 //! logged since. A write is: plan under the image lock (every check of the contract runs here;
@@ -71,24 +73,24 @@
 //! <root>/                 FileStoreFactory root
 //!   <session id>/         one store (what FileStore::open takes)
 //!     LOCK                held with an exclusive lock by the owning process; never read
-//!     snapshot            file header + graph section + one frame:
-//!                         postcard((first_log_gen: u64, SessionState without its graph))
+//!     snapshot            file header + graph section + stamp section + one frame:
+//!                         postcard((first_log_gen: u64, SessionState without graph, stamps))
 //!     log.<N>             file header + frames: postcard(Mutation) each, then zeros
 //!     *.tmp               an interrupted atomic write (never part of the store); removed at open
 //! ```
 //!
-//! # Record format (version 2)
+//! # Record format (version 3)
 //!
 //! All integers little-endian.
 //!
-//! - **File header** (16 bytes): magic `STRATAFS`, format version `u32` (= 2), file kind `u32`
+//! - **File header** (16 bytes): magic `STRATAFS`, format version `u32` (= 3), file kind `u32`
 //!   (1 = log segment, 2 = snapshot).
 //! - **Frame**: payload length `u64`, CRC-32 (IEEE, `crc32fast`) of the payload `u32`, CRC-32
 //!   of the preceding 12 header bytes `u32`, then the payload. The header has its own checksum
 //!   so that a damaged length can never send the reader off to a wrong offset unnoticed.
 //! - **Payloads** are [postcard](https://docs.rs/postcard) encodings of
 //!   `strata_core::state::Mutation` (log) and `(first_log_gen, SessionState)` (the snapshot's
-//!   closing record; `SessionState`'s serde form leaves the graph out).
+//!   closing record; `SessionState`'s serde form leaves the graph and the turn stamps out).
 //! - **Graph section** (a snapshot, right after its file header), built for random access:
 //!   - header (40 bytes): magic `STRATAGR`, entry count `u64`, ids length `u64`, bodies
 //!     length `u64`, CRC-32 of the table `u32`, CRC-32 of the preceding 36 header bytes `u32`;
@@ -116,14 +118,35 @@
 //!   skipped. Nothing is `mmap`ed (no `unsafe`): the table is one buffer, bodies are read with
 //!   `pread`.
 //!
+//! - **Stamp section** (a snapshot, right after the graph section): every turn stamp, built
+//!   for lookup by (session id, turn id) without holding stamps in memory:
+//!   - header (40 bytes): magic `STRATAST`, entry count `u64`, bodies length `u64`, eight
+//!     zero bytes, CRC-32 of the table `u32`, CRC-32 of the preceding 36 header bytes `u32`;
+//!   - the **table**: one entry per stamp (24 bytes: key `u64`, body offset in the bodies
+//!     region `u64`, body length `u32`, CRC-32 of the body `u32`), sorted by key; the key is
+//!     the first eight bytes, little-endian, of BLAKE3 over the session id, a zero byte and
+//!     the turn id ([`stamps::stamp_key`]);
+//!   - the **bodies** region: postcard((session id, turn id, `StampRecord`)) per entry, back
+//!     to back in table order.
+//!
+//!   Open reads the header and the table (checked by their CRCs, keys sorted, bodies inside
+//!   the section) and no body: 24 bytes per stamp stay in memory, so open time and memory do
+//!   not grow with the session's number of turns beyond that. A commit looks its stamp up in
+//!   the in-memory overlay (stamps recorded since the snapshot), then by binary search in the
+//!   table: a new turn (no entry with its key) reads nothing; a retry of an older turn reads
+//!   its body with one positioned read (on the blocking pool), checks its CRC and its ids
+//!   (equal keys are told apart by them). Damage in a body is reported by that retry as
+//!   corrupt data at the body's offset, never skipped.
+//!
 //! **Versioning.** The format version covers the framing *and* the serde shape of the state
 //! model's types (postcard is not self-describing: adding a field to a core state type changes
 //! the encoding and must bump [`format::FORMAT_VERSION`]). A file with a newer version fails
 //! to open with [`StoreError::UnsupportedRecordSchemaVersion`](strata_core::StoreError) naming
 //! the file kind (`strata-file log` / `strata-file snapshot`), the version found and the
-//! version this build reads; nothing is modified. Version 2 changed only the snapshot (the
-//! graph section): log segments of version 1 are read as they are, a version-1 snapshot is
-//! refused with that error.
+//! version this build reads; nothing is modified. Versions 2 (the graph section) and 3 (the
+//! stamp section) changed only the snapshot: log segments of versions 1 and 2 are read as
+//! they are; a snapshot of version 1 or 2 is refused with that error (open it with the build
+//! that wrote it and let it compact, or replay its history into a new store).
 //!
 //! # Durability and sync policies
 //!
@@ -220,7 +243,8 @@
 //!
 //! # Dependencies
 //!
-//! `strata-core` (contract and state model), `postcard` (record codec: serde-based, so the
+//! `strata-core` (contract and state model), `blake3` (the stamp section's lookup keys; also
+//! what core hashes with), `postcard` (record codec: serde-based, so the
 //! state model's types need nothing extra; compact varint encoding; and, what matters most for
 //! an on-disk format, a wire format that postcard 1.x specifies and keeps stable. A
 //! self-describing format such as JSON would be several times larger and slower to decode;
