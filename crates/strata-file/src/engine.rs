@@ -27,25 +27,39 @@ use crate::options::FileStoreOptions;
 /// (log records) applied infallibly and deterministically.
 ///
 /// A snapshot holds **sections** (bytes the image encodes itself and reads back lazily: the
-/// session graph and the turn stamps) followed by one record holding the image's serde form.
+/// session graph and the turn stamps, whose bodies may live in further files of the
+/// directory, the **section files**) followed by one record holding the image's serde form.
 pub trait Image: Serialize + DeserializeOwned + Default + Send + 'static {
     /// One logged change.
     type Mutation: Serialize + DeserializeOwned;
     /// A snapshot's sections, opened.
     type Sections;
+    /// Name prefix of the section files in a store directory.
+    const SECTION_FILE_PREFIX: &'static str;
     /// Applies `mutation`; must be deterministic and infallible (replay relies on it).
     fn apply_mutation(&mut self, mutation: &Self::Mutation);
-    /// Encodes the sections of a snapshot (what the serde form leaves out), written right
-    /// after the file header.
-    fn seal_sections(&self) -> Result<Vec<u8>, StoreError>;
+    /// Encodes the sections of the snapshot of `generation` (what the serde form leaves
+    /// out), written right after the file header; first writes the section files they add to
+    /// `dir`, durable (with `sync`) before this returns. `full` asks for a rewrite of every
+    /// body into new files (reclaiming the space of removed data).
+    fn seal_sections(
+        &self,
+        dir: &Path,
+        generation: u64,
+        full: bool,
+        sync: bool,
+    ) -> Result<Vec<u8>, StoreError>;
     /// Opens the sections at `offset` of the snapshot `file` (named `name`, `file_len` bytes
-    /// long): the sections and their length.
+    /// long) in `dir`: the sections and their length.
     fn open_sections(
+        dir: &Path,
         file: &File,
         name: &str,
         offset: u64,
         file_len: u64,
     ) -> Result<(Self::Sections, u64), StoreError>;
+    /// The names of the section files `sections` use.
+    fn section_files(sections: &Self::Sections) -> Vec<String>;
     /// Puts opened sections back under the image decoded from the snapshot's record.
     fn attach_sections(&mut self, sections: Self::Sections);
 }
@@ -243,13 +257,14 @@ fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], sync: bool) -> Resu
 /// Reads the snapshot at `path`: the image decoded from its record, its section (opened, not
 /// read), and the file's length. Reads the header, the section's index and the record; no
 /// node body.
-fn read_snapshot<S: Image>(path: &Path) -> Result<(SnapshotIn<S>, S::Sections, u64), StoreError> {
+fn read_snapshot<S: Image>(dir: &Path) -> Result<(SnapshotIn<S>, S::Sections, u64), StoreError> {
     let name = SNAPSHOT_FILE;
+    let path = &dir.join(SNAPSHOT_FILE);
     let file = File::open(path).map_err(io(format_args!("open {}", path.display())))?;
     let len = file.metadata().map_err(io(format_args!("stat {}", path.display())))?.len();
     let header = format::read_at(&file, name, 0, FILE_HEADER_LEN.min(len as usize))?;
     format::check_file_header(name, &header, FileKind::Snapshot)?;
-    let (section, section_len) = S::open_sections(&file, name, FILE_HEADER_LEN as u64, len)?;
+    let (section, section_len) = S::open_sections(dir, &file, name, FILE_HEADER_LEN as u64, len)?;
     let record_offset = FILE_HEADER_LEN as u64 + section_len;
     let rest = format::read_at(&file, name, record_offset, (len - record_offset) as usize)?;
     let payload = format::read_snapshot_record(name, record_offset, &rest)?;
@@ -292,6 +307,8 @@ struct Recovered<S> {
     state: S,
     /// The first segment of the chain (named by the snapshot); older ones are stale.
     first_gen: u64,
+    /// The section files the snapshot uses; others are leftovers.
+    section_files: Vec<String>,
     /// The last segment of the chain (`None` only for a directory holding nothing).
     last_gen: Option<u64>,
     /// End of the last segment's valid records.
@@ -311,10 +328,12 @@ fn recover<S: Image>(dir: &Path, through: Option<u64>) -> Result<Recovered<S>, S
     let mut first_gen = 0;
     let snapshot_path = dir.join(SNAPSHOT_FILE);
     let has_snapshot = snapshot_path.exists();
+    let mut section_files = Vec::new();
     if has_snapshot {
-        let (image, section, _) = read_snapshot::<S>(&snapshot_path)?;
+        let (image, sections, _) = read_snapshot::<S>(dir)?;
+        section_files = S::section_files(&sections);
         state = image.state;
-        state.attach_sections(section);
+        state.attach_sections(sections);
         first_gen = image.first_log_gen;
     }
     let gens = list_logs(dir)?;
@@ -334,8 +353,15 @@ fn recover<S: Image>(dir: &Path, through: Option<u64>) -> Result<Recovered<S>, S
         return Err(format::corrupt(&name, 0, "log segment named by the snapshot is missing"));
     }
     let last_gen = chain.last().copied();
-    let mut recovered =
-        Recovered { state, first_gen, last_gen, log_len: 0, log_alloc: 0, torn: false };
+    let mut recovered = Recovered {
+        state,
+        first_gen,
+        section_files,
+        last_gen,
+        log_len: 0,
+        log_alloc: 0,
+        torn: false,
+    };
     for &generation in &chain {
         let name = log_name(generation);
         let path = dir.join(&name);
@@ -371,8 +397,9 @@ impl<S: Image> Engine<S> {
         if !store_exists(dir) {
             write_atomically(dir, &log_name(0), &[&format::file_header(FileKind::Log)], sync)?;
         }
-        let Recovered { state, first_gen, last_gen, log_len, log_alloc, torn } =
+        let Recovered { state, first_gen, section_files, last_gen, log_len, log_alloc, torn } =
             recover::<S>(dir, None)?;
+        remove_unused_section_files::<S>(dir, &section_files)?;
         let Some(last_gen) = last_gen else {
             return Err(format::corrupt(&log_name(0), 0, "no log segment"));
         };
@@ -706,8 +733,11 @@ impl<S: Image> LogWriter<S> {
         let dir = self.shared.dir.clone();
         let sync = self.shared.options.sync.syncs();
         let sealed = self.log_gen - 1;
+        // A compaction someone asked for (`vacuum`, `compact`) rewrites every body, so that
+        // the space of removed data comes back.
+        let full = !replies.is_empty();
         let work = move || {
-            let outcome = compact_sealed::<S>(&dir, sealed, sync);
+            let outcome = compact_sealed::<S>(&dir, sealed, full, sync);
             let answer = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
             replies.into_iter().for_each(|reply| reply(answer.clone()));
             outcome
@@ -782,21 +812,46 @@ fn replay<S: Image>(state: &mut S, frames: &[Vec<u8>]) -> Result<(), StoreError>
 
 /// Compaction steps 3–4, off the log writer: rebuilds the image of the segments up to and
 /// including `sealed` from the files (the snapshot, then those segments), encodes it as a new
-/// snapshot naming `sealed + 1` as its first segment, writes it (temporary file, fsync,
-/// rename, directory fsync), deletes the older segments, and returns the image opened on the
-/// new snapshot (its section read lazily from the file, as after an open).
-fn compact_sealed<S: Image>(dir: &Path, sealed: u64, sync: bool) -> Result<S, StoreError> {
+/// snapshot naming `sealed + 1` as its first segment (writing the section files it adds
+/// first; every body anew with `full`), writes it (temporary file, fsync, rename, directory
+/// fsync), deletes the older segments and the section files it no longer uses, and returns
+/// the image opened on the new snapshot (its sections read lazily, as after an open).
+fn compact_sealed<S: Image>(
+    dir: &Path,
+    sealed: u64,
+    full: bool,
+    sync: bool,
+) -> Result<S, StoreError> {
     let state = recover::<S>(dir, Some(sealed))?.state;
-    let section = state.seal_sections()?;
     let first_gen = sealed + 1;
+    let sections = state.seal_sections(dir, first_gen, full, sync)?;
     let encoded = format::encode(&SnapshotOut { first_log_gen: first_gen, state: &state })?;
     drop(state);
-    write_snapshot(dir, &section, &encoded, first_gen, sync)?;
-    drop((section, encoded));
-    let (image, section, _) = read_snapshot::<S>(&dir.join(SNAPSHOT_FILE))?;
+    write_snapshot(dir, &sections, &encoded, first_gen, sync)?;
+    drop((sections, encoded));
+    let (image, sections, _) = read_snapshot::<S>(dir)?;
+    remove_unused_section_files::<S>(dir, &S::section_files(&sections))?;
     let mut state = image.state;
-    state.attach_sections(section);
+    state.attach_sections(sections);
     Ok(state)
+}
+
+/// Deletes the section files of `dir` not named in `keep` (leftovers of a compaction that
+/// did not finish, or files a newer snapshot no longer uses).
+fn remove_unused_section_files<S: Image>(dir: &Path, keep: &[String]) -> Result<(), StoreError> {
+    for entry in fs::read_dir(dir).map_err(io(format_args!("list {}", dir.display())))? {
+        let entry = entry.map_err(io(format_args!("list {}", dir.display())))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(S::SECTION_FILE_PREFIX)
+            && !name.ends_with(TMP_SUFFIX)
+            && !keep.iter().any(|kept| kept == name)
+        {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
+        }
+    }
+    Ok(())
 }
 
 /// Compaction steps 3–4, off the log writer: writes the snapshot (temporary file, fsync,
@@ -840,14 +895,24 @@ mod tests {
     impl Image for Numbers {
         type Mutation = u64;
         type Sections = ();
+        const SECTION_FILE_PREFIX: &'static str = "numbers.";
         fn apply_mutation(&mut self, mutation: &u64) {
             self.0.push(*mutation);
         }
-        fn seal_sections(&self) -> Result<Vec<u8>, StoreError> {
+        fn seal_sections(&self, _: &Path, _: u64, _: bool, _: bool) -> Result<Vec<u8>, StoreError> {
             Ok(Vec::new())
         }
-        fn open_sections(_: &File, _: &str, _: u64, _: u64) -> Result<((), u64), StoreError> {
+        fn open_sections(
+            _: &Path,
+            _: &File,
+            _: &str,
+            _: u64,
+            _: u64,
+        ) -> Result<((), u64), StoreError> {
             Ok(((), 0))
+        }
+        fn section_files((): &()) -> Vec<String> {
+            Vec::new()
         }
         fn attach_sections(&mut self, (): ()) {}
     }

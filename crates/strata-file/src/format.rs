@@ -27,6 +27,8 @@ pub enum FileKind {
     /// A snapshot: a graph section, a stamp section, then one record holding the rest of the
     /// state image.
     Snapshot = 2,
+    /// A body file: node and stamp bodies the snapshot's sections point into.
+    Bodies = 3,
 }
 
 impl FileKind {
@@ -35,6 +37,7 @@ impl FileKind {
         match self {
             Self::Log => "strata-file log",
             Self::Snapshot => "strata-file snapshot",
+            Self::Bodies => "strata-file bodies",
         }
     }
 }
@@ -66,7 +69,7 @@ pub fn check_file_header(file: &str, bytes: &[u8], kind: FileKind) -> Result<(),
         return Err(corrupt(file, 0, "bad magic: not a strata-file file"));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    let too_old = kind == FileKind::Snapshot && (1..OLDEST_SNAPSHOT_VERSION).contains(&version);
+    let too_old = kind != FileKind::Log && (1..OLDEST_SNAPSHOT_VERSION).contains(&version);
     if version > FORMAT_VERSION || too_old {
         return Err(StoreError::UnsupportedRecordSchemaVersion {
             record_kind: kind.name().to_owned(),

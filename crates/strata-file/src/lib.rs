@@ -75,6 +75,8 @@
 //!     LOCK                held with an exclusive lock by the owning process; never read
 //!     snapshot            file header + graph section + stamp section + one frame:
 //!                         postcard((first_log_gen: u64, SessionState without graph, stamps))
+//!     bodies.<G>          file header + node and stamp bodies the snapshot's tables point
+//!                         into (written by the compaction of generation G, never changed)
 //!     log.<N>             file header + frames: postcard(Mutation) each, then zeros
 //!     *.tmp               an interrupted atomic write (never part of the store); removed at open
 //! ```
@@ -84,69 +86,75 @@
 //! All integers little-endian.
 //!
 //! - **File header** (16 bytes): magic `STRATAFS`, format version `u32` (= 3), file kind `u32`
-//!   (1 = log segment, 2 = snapshot).
+//!   (1 = log segment, 2 = snapshot, 3 = body file).
 //! - **Frame**: payload length `u64`, CRC-32 (IEEE, `crc32fast`) of the payload `u32`, CRC-32
 //!   of the preceding 12 header bytes `u32`, then the payload. The header has its own checksum
 //!   so that a damaged length can never send the reader off to a wrong offset unnoticed.
 //! - **Payloads** are [postcard](https://docs.rs/postcard) encodings of
 //!   `strata_core::state::Mutation` (log) and `(first_log_gen, SessionState)` (the snapshot's
 //!   closing record; `SessionState`'s serde form leaves the graph and the turn stamps out).
+//! - **Body reference** (in the tables below, 20 bytes): body file generation `u32`, offset in
+//!   that file `u64`, length `u32`, CRC-32 of the body `u32`.
 //! - **Graph section** (a snapshot, right after its file header), built for random access:
-//!   - header (40 bytes): magic `STRATAGR`, entry count `u64`, ids length `u64`, bodies
-//!     length `u64`, CRC-32 of the table `u32`, CRC-32 of the preceding 36 header bytes `u32`;
-//!   - the **table**: the entries (32 bytes each, one per stored node, live or tombstoned, in
-//!     insertion order: body offset in the bodies region `u64`, body length `u32`, CRC-32 of the
-//!     body `u32`, id offset in the ids region `u32`, id length `u16`, flags `u16` (bit 0 =
-//!     tombstoned, bit 1 = has a parent), parent id offset in the ids region `u32`, parent id
-//!     length `u16`, two zero bytes), then the **order** (entry numbers `u32`, sorted by node id
-//!     bytes: lookups are a binary search), then the **ids** region (every node's id, then the
-//!     parent ids that name no node of the section; a parent id naming one points at that
-//!     node's id);
-//!   - the **bodies** region: each entry's node as postcard(`SessionNodeRecord`), back to back
-//!     in entry order.
+//!   - header (40 bytes): magic `STRATAGR`, entry count `u64`, ids length `u64`, eight zero
+//!     bytes, CRC-32 of the table `u32`, CRC-32 of the preceding 36 header bytes `u32`;
+//!   - the **table**: the entries (36 bytes each, one per stored node, live or tombstoned, in
+//!     insertion order: the body reference, id offset in the ids region `u32`, id length
+//!     `u16`, flags `u16` (bit 0 = tombstoned, bit 1 = has a parent), parent id offset in the
+//!     ids region `u32`, parent id length `u16`, two zero bytes), then the **order** (entry
+//!     numbers `u32`, sorted by node id bytes: lookups are a binary search), then the **ids**
+//!     region (every node's id, then the parent ids that name no node of the section; a
+//!     parent id naming one points at that node's id). A body is postcard(`SessionNodeRecord`).
 //!
 //!   An active path is walked over the table alone (ids, parent ids, flags: no body read),
 //!   then its nodes are read in one batch: one positioned read covering their bodies when they
-//!   lie close together (a chain appended in order does), else one read per body. A
-//!   `FullGraph` read is one read of the bodies region.
+//!   lie close together in one file (a chain appended in order does), else one read per body.
 //!
-//!   Checksums, chosen so that open costs O(table), not O(file): open reads the header and
-//!   the table (about 36 bytes plus the id per node: 4 MB for 100k nodes against 30 MB of
-//!   bodies), checks both CRCs and that every entry lies inside the section, and reads no
-//!   body. A body is checked against its entry's CRC when a read returns it; damage there is
-//!   reported by that read as corrupt data at the body's offset (`snapshot:<offset>`), never
-//!   skipped. Nothing is `mmap`ed (no `unsafe`): the table is one buffer, bodies are read with
-//!   `pread`.
+//!   Checksums, chosen so that open costs O(table), not O(data): open reads the header and
+//!   the table (about 40 bytes plus the id per node: 5 MB for 100k nodes against 75 MB of
+//!   bodies), checks both CRCs and that every entry's ids lie in the table and its body in a
+//!   body file, and reads no body. A body is checked against its entry's CRC when a read
+//!   returns it; damage there is reported by that read as corrupt data at the body's place
+//!   (`bodies.<generation>:<offset>`), never skipped. Nothing is `mmap`ed (no `unsafe`): the
+//!   table is one buffer, bodies are read with `pread`.
 //!
 //! - **Stamp section** (a snapshot, right after the graph section): every turn stamp, built
 //!   for lookup by (session id, turn id) without holding stamps in memory:
-//!   - header (40 bytes): magic `STRATAST`, entry count `u64`, bodies length `u64`, eight
-//!     zero bytes, CRC-32 of the table `u32`, CRC-32 of the preceding 36 header bytes `u32`;
-//!   - the **table**: one entry per stamp (24 bytes: key `u64`, body offset in the bodies
-//!     region `u64`, body length `u32`, CRC-32 of the body `u32`), sorted by key; the key is
-//!     the first eight bytes, little-endian, of BLAKE3 over the session id, a zero byte and
-//!     the turn id ([`stamps::stamp_key`]);
-//!   - the **bodies** region: postcard((session id, turn id, `StampRecord`)) per entry, back
-//!     to back in table order.
+//!   - header (40 bytes): magic `STRATAST`, entry count `u64`, sixteen zero bytes, CRC-32 of
+//!     the table `u32`, CRC-32 of the preceding 36 header bytes `u32`;
+//!   - the **table**: one entry per stamp (28 bytes: key `u64`, then the body reference),
+//!     sorted by key; the key is the first eight bytes, little-endian, of BLAKE3 over the
+//!     session id, a zero byte and the turn id ([`stamps::stamp_key`]). A body is
+//!     postcard((session id, turn id, `StampRecord`)).
 //!
 //!   Open reads the header and the table (checked by their CRCs, keys sorted, bodies inside
-//!   the section) and no body: 24 bytes per stamp stay in memory, so open time and memory do
+//!   body files) and no body: 28 bytes per stamp stay in memory, so open time and memory do
 //!   not grow with the session's number of turns beyond that. A commit looks its stamp up in
 //!   the in-memory overlay (stamps recorded since the snapshot), then by binary search in the
 //!   table: a new turn (no entry with its key) reads nothing; a retry of an older turn reads
 //!   its body with one positioned read (on the blocking pool), checks its CRC and its ids
 //!   (equal keys are told apart by them). Damage in a body is reported by that retry as
-//!   corrupt data at the body's offset, never skipped.
+//!   corrupt data at the body's place, never skipped.
+//!
+//! - **Body file** `bodies.<generation>`: the file header, then bodies back to back, written
+//!   whole by the compaction that made the snapshot of that generation (temporary file,
+//!   fsync, rename, directory fsync, all before the snapshot naming it is renamed into place)
+//!   and never changed. A size-triggered compaction writes only the bodies added since the
+//!   previous snapshot (older entries keep naming older files), so its cost follows what was
+//!   written, not the session's size; a full one (asked for: `vacuum`, `gc_unreachable`,
+//!   [`FileStore::compact`]; or once the snapshot would use [`bodies::MAX_BODY_FILES`]
+//!   files) copies every body into its one file. Files no snapshot uses any more (and
+//!   leftovers of an interrupted compaction) are deleted after the rename, and at open.
 //!
 //! **Versioning.** The format version covers the framing *and* the serde shape of the state
 //! model's types (postcard is not self-describing: adding a field to a core state type changes
 //! the encoding and must bump [`format::FORMAT_VERSION`]). A file with a newer version fails
 //! to open with [`StoreError::UnsupportedRecordSchemaVersion`](strata_core::StoreError) naming
-//! the file kind (`strata-file log` / `strata-file snapshot`), the version found and the
+//! the file kind (`strata-file log` / `snapshot` / `bodies`), the version found and the
 //! version this build reads; nothing is modified. Versions 2 (the graph section) and 3 (the
-//! stamp section) changed only the snapshot: log segments of versions 1 and 2 are read as
-//! they are; a snapshot of version 1 or 2 is refused with that error (open it with the build
-//! that wrote it and let it compact, or replay its history into a new store).
+//! stamp section and body files) changed only the snapshot: log segments of versions 1 and 2
+//! are read as they are; a snapshot of version 1 or 2 is refused with that error (open it
+//! with the build that wrote it and let it compact, or replay its history into a new store).
 //!
 //! # Durability and sync policies
 //!
@@ -200,12 +208,12 @@
 //!    there from now on; then start the compaction thread and go on serving writes;
 //! 3. (compaction thread) rebuild the image of the sealed segments from the files, exactly as
 //!    an open does (the snapshot, then `log.…` up to `log.N`; the live image is not touched
-//!    and no lock is taken), encode it (a new graph section, the old section's entries copied
-//!    as they are, bodies and checksums, without decoding; then the rest of the state) and
-//!    write the snapshot (temp, fsync, rename, fsync directory) naming `N+1` as its first
-//!    segment;
-//! 4. (compaction thread) delete segments older than `N+1`, and reopen the image on the new
-//!    snapshot (its graph section's table only);
+//!    and no lock is taken), write the bodies it adds to `bodies.N+1` (see "Body file"),
+//!    encode it (new graph and stamp tables, older entries copied as they are; then the rest
+//!    of the state) and write the snapshot (temp, fsync, rename, fsync directory) naming
+//!    `N+1` as its first segment;
+//! 4. (compaction thread) delete segments older than `N+1` and body files the new snapshot
+//!    does not use, and reopen the image on the new snapshot (its tables only);
 //! 5. (log writer) install: replay onto that image the records written to `log.N+1` since
 //!    step 2 (most of them outside the image lock, the last few under it) and make it the
 //!    live image. The in-memory overlay of the changes since the previous snapshot is dropped
@@ -324,6 +332,7 @@
 //! 0.07–0.11 s for version 1's single postcard image (the share spent under the store lock
 //! is the encoding, not the file write).
 
+pub mod bodies;
 mod engine;
 pub mod factory;
 pub mod format;

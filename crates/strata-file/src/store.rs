@@ -12,6 +12,7 @@ use strata_core::{
     DurabilityTier, Mutation, Request, Response, Serve, SessionReadScope, SessionState, StoreError,
 };
 
+use crate::bodies::{self, BodyFiles, MAX_BODY_FILES, NewBodies};
 use crate::engine::{self, Engine, Image};
 use crate::graph::{self, GraphSection};
 use crate::ids::{validate_id, validate_ids};
@@ -19,27 +20,56 @@ use crate::options::FileStoreOptions;
 use crate::stamps::{self, StampSection};
 
 /// A snapshot's sections: the session graph ([`GraphSection`]), then the turn stamps
-/// ([`StampSection`]); both written by compaction and opened lazily at open.
+/// ([`StampSection`]), their bodies in body files ([`bodies`]); written by compaction and
+/// opened lazily at open.
 impl Image for SessionState {
     type Mutation = Mutation;
     type Sections = (GraphSection, StampSection);
+    const SECTION_FILE_PREFIX: &'static str = bodies::BODIES_PREFIX;
     fn apply_mutation(&mut self, mutation: &Mutation) {
         self.apply(mutation);
     }
-    fn seal_sections(&self) -> Result<Vec<u8>, StoreError> {
-        let mut bytes = graph::encode(&self.stored_graph())?;
-        bytes.extend_from_slice(&stamps::encode(&self.stored_stamps())?);
+    fn seal_sections(
+        &self,
+        dir: &Path,
+        generation: u64,
+        full: bool,
+        sync: bool,
+    ) -> Result<Vec<u8>, StoreError> {
+        let generation = u32::try_from(generation)
+            .map_err(|_| StoreError::Backend("log generations exhausted".into()))?;
+        let graph = self.stored_graph();
+        let stamps = self.stored_stamps();
+        let files_in_use = |base: Option<&dyn std::any::Any>| {
+            base.and_then(|base| base.downcast_ref::<GraphSection>())
+                .map_or(0, |section| section.body_files().len())
+        };
+        let full = full || files_in_use(graph.base.map(|base| base.as_any())) >= MAX_BODY_FILES;
+        let mut new = NewBodies::create(dir, generation)?;
+        let mut bytes = graph::encode(&graph, &mut new, full)?;
+        bytes.extend_from_slice(&stamps::encode(&stamps, &mut new, full)?);
+        new.finish(dir, sync)?;
         Ok(bytes)
     }
     fn open_sections(
+        dir: &Path,
         file: &File,
         name: &str,
         offset: u64,
         file_len: u64,
     ) -> Result<(Self::Sections, u64), StoreError> {
-        let (graph, graph_len) = GraphSection::open(file, name, offset, file_len)?;
-        let (stamps, stamps_len) = StampSection::open(file, name, offset + graph_len, file_len)?;
+        let bodies = Arc::new(BodyFiles::open(dir)?);
+        let (graph, graph_len) = GraphSection::open(file, name, offset, file_len, bodies.clone())?;
+        let (stamps, stamps_len) =
+            StampSection::open(file, name, offset + graph_len, file_len, bodies)?;
         Ok(((graph, stamps), graph_len + stamps_len))
+    }
+    fn section_files((graph, stamps): &Self::Sections) -> Vec<String> {
+        let mut files = graph.body_files();
+        files.extend(stamps.body_files());
+        files.sort_unstable();
+        files.dedup();
+        files.into_iter().map(bodies::bodies_name).collect()
     }
     fn attach_sections(&mut self, (graph, stamps): Self::Sections) {
         self.rebase_graph(Arc::new(graph));

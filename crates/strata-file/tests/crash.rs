@@ -63,15 +63,21 @@ fn acknowledged_commits_survive_sigkill_during_background_compaction() {
     assert!(in_compaction > 0, "no kill landed during a background compaction");
 }
 
-/// True when `dir` shows a compaction under way: its snapshot being written, or a sealed
-/// segment not yet folded into a snapshot next to the live one.
-fn compaction_under_way(dir: &std::path::Path) -> bool {
-    let names: Vec<String> = std::fs::read_dir(dir)
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.iter().any(|name| name.ends_with(".tmp"))
-        || names.iter().filter(|name| name.starts_with("log.")).count() > 1
+        .collect()
+}
+
+fn log_segments(dir: &std::path::Path) -> usize {
+    file_names(dir).iter().filter(|name| name.starts_with("log.")).count()
+}
+
+/// True when `dir` shows a compaction under way: a file being written, or a sealed segment
+/// not yet folded into a snapshot next to the live one.
+fn compaction_under_way(dir: &std::path::Path) -> bool {
+    file_names(dir).iter().any(|name| name.ends_with(".tmp")) || log_segments(dir) > 1
 }
 
 /// Runs the kill rounds with `payload` bytes per node; returns how many kills landed while
@@ -99,6 +105,10 @@ fn kill_rounds(payload: usize) -> usize {
         process.kill().unwrap(); // SIGKILL
         process.wait().unwrap();
         in_compaction += usize::from(compaction_under_way(dir.path()));
+        // Compactions keep succeeding: the chain never grows past the sealed segment being
+        // folded, the live one, and one not yet deleted.
+        let segments = log_segments(dir.path());
+        assert!(segments <= 3, "round {round}: {segments} log segments");
         if let Some(last) = reader.join().unwrap() {
             acknowledged = last;
         }
