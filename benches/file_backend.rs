@@ -20,7 +20,9 @@
 //! session grows by such commits to 100k nodes and is measured **as those commits left it**
 //! (log not compacted), and after `compact()`.
 //!
-//! - Printed before the criterion groups (`realistic ...` lines): durable commit latency p50,
+//! - Printed before the criterion groups (`realistic ...` lines): durable realistic commits
+//!   against the raw loop overwriting a preallocated file + `fdatasync`, interleaved in
+//!   rounds (the ratio of medians); durable commit latency p50,
 //!   p99 and the **largest single commit** while the session grows to 100k nodes; the first
 //!   open of the 100k-node session in this process; resident memory per node after open and
 //!   its peak during open, read from `VmRSS`/`VmHWM` of a fresh child process (this bench
@@ -327,25 +329,28 @@ fn copy_store(from: &Path) -> tempfile::TempDir {
     to
 }
 
-/// Grows a durable session by realistic commits to `REALISTIC_NODES` nodes, timing each
-/// commit; returns the session's directory as the commits left it, and a copy taken at 20k
-/// nodes.
-fn grow(rt: &Runtime) -> (tempfile::TempDir, tempfile::TempDir) {
+/// Grows a durable session by realistic commits to `nodes` nodes, timing each commit; returns
+/// the session's directory as the commits left it (once its last handle is dropped), and the
+/// commit times with their turn numbers.
+fn grow(rt: &Runtime, nodes: u64) -> (tempfile::TempDir, Vec<(Duration, u64)>) {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
-    let turns = REALISTIC_NODES / NODES_PER_COMMIT as u64;
+    let turns = nodes / NODES_PER_COMMIT as u64;
     let mut samples = Vec::with_capacity(turns as usize);
-    let mut at_20k = None;
     for turn in 0..turns {
         let commit = realistic_commit(SESSION, turn);
         let start = Instant::now();
         rt.block_on(store.commit_runtime_state(commit)).unwrap();
         samples.push((start.elapsed(), turn));
-        if (turn + 1) * NODES_PER_COMMIT as u64 == 20_000 {
-            at_20k = Some(copy_store(dir.path()));
-        }
     }
     drop(store);
+    (dir, samples)
+}
+
+/// Grows the 100k-node session, reporting commit latency; returns it as left.
+fn grow_and_report(rt: &Runtime) -> tempfile::TempDir {
+    let (dir, samples) = grow(rt, REALISTIC_NODES);
+    let turns = samples.len();
     let (largest, largest_turn) = *samples.iter().max().unwrap();
     let mut times: Vec<Duration> = samples.into_iter().map(|(time, _)| time).collect();
     times.sort();
@@ -355,7 +360,7 @@ fn grow(rt: &Runtime) -> (tempfile::TempDir, tempfile::TempDir) {
         percentile(&times, 0.5),
         percentile(&times, 0.99),
     );
-    (dir, at_20k.unwrap())
+    dir
 }
 
 /// Opens `dir` and reads the head's active path (1k nodes).
@@ -414,14 +419,65 @@ fn report_fresh_process(label: &str, dir: &Path) {
     );
 }
 
+/// Durable realistic commits against the raw limit for a preallocated log (overwrite a
+/// zero-filled, synced file with a record of the same size, then `fdatasync`), alternating
+/// in rounds so that the disk's changing load hits both alike; prints the medians and the
+/// ratio.
+fn interleaved_commit_ratio(rt: &Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path().join("store"), FileStoreOptions::default()).unwrap();
+    let mut raw = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.path().join("raw"))
+        .unwrap();
+    raw.write_all(&vec![0u8; PREALLOCATED_BYTES]).unwrap();
+    raw.sync_all().unwrap();
+    // The store's record for one realistic commit: four framed ~780-byte nodes and the rest.
+    let record = vec![1u8; 3_400];
+    let (mut ours, mut limit) = (Vec::new(), Vec::new());
+    let (mut turn, mut offset) = (0, 0);
+    for _round in 0..20 {
+        for _ in 0..50 {
+            let commit = realistic_commit(SESSION, turn);
+            turn += 1;
+            let start = Instant::now();
+            rt.block_on(store.commit_runtime_state(commit)).unwrap();
+            ours.push(start.elapsed());
+        }
+        for _ in 0..50 {
+            if offset + record.len() > PREALLOCATED_BYTES {
+                offset = 0;
+            }
+            let start = Instant::now();
+            raw.write_all_at(&record, offset as u64).unwrap();
+            raw.sync_data().unwrap();
+            limit.push(start.elapsed());
+            offset += record.len();
+        }
+    }
+    ours.sort();
+    limit.sort();
+    let (ours, limit) = (percentile(&ours, 0.5), percentile(&limit, 0.5));
+    eprintln!(
+        "realistic durable commit p50 {ours:?} vs raw preallocated overwrite + fdatasync p50 \
+         {limit:?} (interleaved): {:.2}x the raw rate",
+        limit.as_secs_f64() / ours.as_secs_f64()
+    );
+}
+
 fn realistic(c: &mut Criterion) {
     let rt = runtime();
+    interleaved_commit_ratio(&rt);
     let mut hash = c.benchmark_group("commit_hash");
     let commit = realistic_commit(SESSION, 7);
     hash.bench_function("realistic", |b| b.iter(|| strata::commit_semantic_hash(&commit)));
     hash.finish();
 
-    let (as_left, at_20k) = grow(&rt);
+    let as_left = grow_and_report(&rt);
+    let (at_20k, _) = grow(&rt, 20_000);
     let compacted = copy_store(as_left.path());
     FileStore::open(compacted.path(), FileStoreOptions::default()).unwrap().compact().unwrap();
     for (label, dir) in [("as left", &as_left), ("compacted", &compacted)] {

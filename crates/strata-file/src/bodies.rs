@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use strata_core::StoreError;
 
+use crate::engine::SYNC_CHUNK_BYTES;
 use crate::format::{self, FILE_HEADER_LEN, FileKind, corrupt};
 
 /// Prefix of body file names (`bodies.<generation>`, decimal).
@@ -111,16 +112,20 @@ pub struct NewBodies {
     target: PathBuf,
     out: BufWriter<File>,
     len: u64,
+    /// Bytes written since the last `fdatasync`, when syncing.
+    unsynced: Option<usize>,
 }
 
 impl NewBodies {
-    /// Starts `bodies.<generation>` in `dir` (as a temporary file).
-    pub fn create(dir: &Path, generation: u32) -> Result<Self, StoreError> {
+    /// Starts `bodies.<generation>` in `dir` (as a temporary file); with `sync`, it is
+    /// `fdatasync`ed after every MiB on the way, so that it never holds much dirty data.
+    pub fn create(dir: &Path, generation: u32, sync: bool) -> Result<Self, StoreError> {
         let target = dir.join(bodies_name(generation));
         let tmp = dir.join(format!("{}.tmp", bodies_name(generation)));
         let file = File::create(&tmp)
             .map_err(|error| StoreError::io(format!("create {}", tmp.display()), error))?;
-        let mut new = Self { generation, tmp, target, out: BufWriter::new(file), len: 0 };
+        let unsynced = sync.then_some(0);
+        let mut new = Self { generation, tmp, target, out: BufWriter::new(file), len: 0, unsynced };
         new.push(&format::file_header(FileKind::Bodies))?;
         Ok(new)
     }
@@ -133,10 +138,17 @@ impl NewBodies {
     /// Appends `body`; returns its offset in the file.
     pub fn push(&mut self, body: &[u8]) -> Result<u64, StoreError> {
         let offset = self.len;
-        self.out
-            .write_all(body)
-            .map_err(|error| StoreError::io(format!("write {}", self.tmp.display()), error))?;
+        let failed = |error| StoreError::io(format!("write {}", self.tmp.display()), error);
+        self.out.write_all(body).map_err(failed)?;
         self.len += body.len() as u64;
+        if let Some(unsynced) = &mut self.unsynced {
+            *unsynced += body.len();
+            if *unsynced >= SYNC_CHUNK_BYTES {
+                self.out.flush().map_err(failed)?;
+                self.out.get_ref().sync_data().map_err(failed)?;
+                *unsynced = 0;
+            }
+        }
         Ok(offset)
     }
 

@@ -45,7 +45,7 @@ impl Image for SessionState {
                 .map_or(0, |section| section.body_files().len())
         };
         let full = full || files_in_use(graph.base.map(|base| base.as_any())) >= MAX_BODY_FILES;
-        let mut new = NewBodies::create(dir, generation)?;
+        let mut new = NewBodies::create(dir, generation, sync)?;
         let mut bytes = graph::encode(&graph, &mut new, full)?;
         bytes.extend_from_slice(&stamps::encode(&stamps, &mut new, full)?);
         new.finish(dir, sync)?;
