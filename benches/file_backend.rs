@@ -363,6 +363,22 @@ fn grow_and_report(rt: &Runtime) -> tempfile::TempDir {
     dir
 }
 
+/// Bytes of log segments in `dir` (what an open replays) and of body files.
+fn log_and_body_bytes(dir: &Path) -> (u64, u64) {
+    let mut sizes = (0, 0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let len = entry.metadata().unwrap().len();
+        if name.starts_with("log.") {
+            sizes.0 += len;
+        } else if name.starts_with("bodies.") {
+            sizes.1 += len;
+        }
+    }
+    sizes
+}
+
 /// Opens `dir` and reads the head's active path (1k nodes).
 fn open_and_read_path(dir: &Path) -> FileStore {
     let store = FileStore::open(dir, FileStoreOptions::default()).unwrap();
@@ -480,6 +496,14 @@ fn realistic(c: &mut Criterion) {
     let (at_20k, _) = grow(&rt, 20_000);
     let compacted = copy_store(as_left.path());
     FileStore::open(compacted.path(), FileStoreOptions::default()).unwrap().compact().unwrap();
+    for (label, dir) in [("as left", &as_left), ("compacted", &compacted), ("20k as left", &at_20k)]
+    {
+        let (log, bodies) = log_and_body_bytes(dir.path());
+        eprintln!(
+            "realistic {label}: log segments {log} bytes (preallocated zeros included), body \
+             files {bodies} bytes"
+        );
+    }
     for (label, dir) in [("as left", &as_left), ("compacted", &compacted)] {
         report_fresh_process(label, dir.path());
         let start = Instant::now();

@@ -55,12 +55,11 @@ impl BodyFiles {
         Ok(Self { files })
     }
 
-    /// Whether `len` bytes at `offset` of body file `generation` exist (past its header).
-    pub fn holds(&self, generation: u32, offset: u64, len: u32) -> bool {
-        self.files.get(&generation).is_some_and(|(_, file_len)| {
-            offset >= FILE_HEADER_LEN as u64
-                && offset.checked_add(u64::from(len)).is_some_and(|end| end <= *file_len)
-        })
+    /// A checker of body spans, for a table's entries (consecutive entries mostly name one
+    /// file, so it looks a file up only when the generation changes). It also collects the
+    /// generations it was asked about.
+    pub fn spans(&self) -> Spans<'_> {
+        Spans { files: self, current: None, used: Vec::new() }
     }
 
     /// `len` bytes at `offset` of body file `generation` (one positioned read).
@@ -71,6 +70,41 @@ impl BodyFiles {
             .get(&generation)
             .ok_or_else(|| corrupt(&name, 0, "a snapshot entry names a missing body file"))?;
         format::read_at(file, &name, offset, len)
+    }
+}
+
+/// Checks that bodies lie inside body files; see [`BodyFiles::spans`].
+pub struct Spans<'a> {
+    files: &'a BodyFiles,
+    /// The generation looked up last and its file length (`None` when it is missing).
+    current: Option<(u32, Option<u64>)>,
+    used: Vec<u32>,
+}
+
+impl Spans<'_> {
+    /// Whether `len` bytes at `offset` of body file `generation` exist (past its header).
+    pub fn holds(&mut self, generation: u32, offset: u64, len: u32) -> bool {
+        let file_len = match self.current {
+            Some((current, file_len)) if current == generation => file_len,
+            _ => {
+                let file_len = self.files.files.get(&generation).map(|(_, len)| *len);
+                self.current = Some((generation, file_len));
+                if !self.used.contains(&generation) {
+                    self.used.push(generation);
+                }
+                file_len
+            }
+        };
+        file_len.is_some_and(|file_len| {
+            offset >= FILE_HEADER_LEN as u64
+                && offset.checked_add(u64::from(len)).is_some_and(|end| end <= file_len)
+        })
+    }
+
+    /// The generations asked about, ascending.
+    pub fn used(mut self) -> Vec<u32> {
+        self.used.sort_unstable();
+        self.used
     }
 }
 

@@ -100,6 +100,8 @@ pub struct GraphSection {
     table_offset: u64,
     /// The body files the entries point into.
     bodies: Arc<BodyFiles>,
+    /// The generations of the body files the entries use, ascending.
+    files: Vec<u32>,
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
@@ -273,23 +275,22 @@ impl GraphSection {
         if crc32fast::hash(&table) != u32_at(&header, 32) {
             return Err(corrupt(name, table_offset, "graph table checksum mismatch"));
         }
-        let section = Self { file_name: name.to_owned(), count, table, table_offset, bodies };
-        section.check_table()?;
+        let mut section =
+            Self { file_name: name.to_owned(), count, table, table_offset, bodies, files: vec![] };
+        section.files = section.check_table()?;
         Ok((section, end - offset))
     }
 
-    /// The body file generations the entries point into.
-    pub fn body_files(&self) -> Vec<u32> {
-        let mut files: Vec<u32> =
-            (0..self.count).map(|index| self.entry(index).body.file).collect();
-        files.sort_unstable();
-        files.dedup();
-        files
+    /// The body file generations the entries point into, ascending.
+    pub fn body_files(&self) -> &[u32] {
+        &self.files
     }
 
     /// Checks every entry's ids lie inside the ids region and its body inside a body file,
     /// and the sorted order names entries: later lookups and reads cannot go out of bounds.
-    fn check_table(&self) -> Result<(), StoreError> {
+    /// Returns the generations of the body files used.
+    fn check_table(&self) -> Result<Vec<u32>, StoreError> {
+        let mut spans = self.bodies.spans();
         let ids_len = (self.table.len() - self.count * (ENTRY_LEN + ORDER_LEN)) as u64;
         for index in 0..self.count {
             let entry = self.entry(index);
@@ -298,7 +299,7 @@ impl GraphSection {
             let body = entry.body;
             if id_end > ids_len
                 || parent_end > ids_len
-                || !self.bodies.holds(body.file, body.offset, body.len)
+                || !spans.holds(body.file, body.offset, body.len)
             {
                 let at = self.table_offset + (index * ENTRY_LEN) as u64;
                 return Err(corrupt(&self.file_name, at, "graph entry points outside its files"));
@@ -310,7 +311,7 @@ impl GraphSection {
                 return Err(corrupt(&self.file_name, at, "graph order names no entry"));
             }
         }
-        Ok(())
+        Ok(spans.used())
     }
 
     fn entry(&self, index: usize) -> Entry {

@@ -69,6 +69,8 @@ pub struct StampSection {
     table: Vec<u8>,
     table_offset: u64,
     bodies: Arc<BodyFiles>,
+    /// The generations of the body files the entries use, ascending.
+    files: Vec<u32>,
 }
 
 /// Encodes `stamps` as a stamp section, writing the bodies it adds to `new`. Records of the
@@ -153,34 +155,37 @@ impl StampSection {
         if crc32fast::hash(&table) != u32_at(&header, 32) {
             return Err(corrupt(name, table_offset, "stamp table checksum mismatch"));
         }
-        let section =
-            Self { file_name: name.to_owned(), count: count as usize, table, table_offset, bodies };
-        section.check_table()?;
+        let mut section = Self {
+            file_name: name.to_owned(),
+            count: count as usize,
+            table,
+            table_offset,
+            bodies,
+            files: Vec::new(),
+        };
+        section.files = section.check_table()?;
         Ok((section, end - offset))
     }
 
-    /// The body file generations the entries point into.
-    pub fn body_files(&self) -> Vec<u32> {
-        let mut files: Vec<u32> =
-            (0..self.count).map(|index| self.entry(index).body.file).collect();
-        files.sort_unstable();
-        files.dedup();
-        files
+    /// The body file generations the entries point into, ascending.
+    pub fn body_files(&self) -> &[u32] {
+        &self.files
     }
 
     /// Checks the keys are sorted and every body lies inside a body file: later reads cannot
-    /// go out of bounds.
-    fn check_table(&self) -> Result<(), StoreError> {
+    /// go out of bounds. Returns the generations of the body files used.
+    fn check_table(&self) -> Result<Vec<u32>, StoreError> {
+        let mut spans = self.bodies.spans();
         let mut previous_key = 0u64;
         for index in 0..self.count {
             let Entry { key, body } = self.entry(index);
-            if key < previous_key || !self.bodies.holds(body.file, body.offset, body.len) {
+            if key < previous_key || !spans.holds(body.file, body.offset, body.len) {
                 let at = self.table_offset + (index * ENTRY_LEN) as u64;
                 return Err(corrupt(&self.file_name, at, "stamp entry out of order or bounds"));
             }
             previous_key = key;
         }
-        Ok(())
+        Ok(spans.used())
     }
 
     fn entry(&self, index: usize) -> Entry {

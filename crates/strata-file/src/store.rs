@@ -65,7 +65,7 @@ impl Image for SessionState {
         Ok(((graph, stamps), graph_len + stamps_len))
     }
     fn section_files((graph, stamps): &Self::Sections) -> Vec<String> {
-        let mut files = graph.body_files();
+        let mut files = graph.body_files().to_vec();
         files.extend(stamps.body_files());
         files.sort_unstable();
         files.dedup();
