@@ -1,10 +1,11 @@
-//! The durability engine: an image (in memory, but for the section of the last snapshot it
-//! reads lazily) made durable by a checksummed log of mutations, group-committed `fdatasync`,
-//! snapshots with crash-safe compaction, recovery at open, and the process lock.
+//! The durability engine: an image (in memory, but for the sections of the last snapshot it
+//! reads lazily) made durable by a checksummed log of mutations written by a log writer
+//! thread with group-committed `fdatasync`, snapshots made by crash-safe background
+//! compaction, recovery at open, and the process lock.
 //!
 //! Generic over the [`Image`] (the store uses `strata_core::state::SessionState`), so the
-//! engine knows nothing of sessions: it plans under a lock, logs, applies, and acknowledges
-//! only durable effects.
+//! engine knows nothing of sessions: it plans under a lock, queues the record, applies, and
+//! acknowledges only durable effects.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Write;
