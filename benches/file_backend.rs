@@ -114,25 +114,10 @@ fn sequential_commit(c: &mut Criterion) {
 
     // The same limit without file growth: overwrite records in a file zero-filled and synced
     // beforehand (what the store's preallocated log does), then fdatasync.
-    let mut preallocated = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.path().join("raw-preallocated.log"))
-        .unwrap();
-    preallocated.write_all(&vec![0u8; PREALLOCATED_BYTES]).unwrap();
-    preallocated.sync_all().unwrap();
+    let preallocated = preallocated_file(&dir.path().join("raw-preallocated.log"));
     let mut offset = 0usize;
     group.bench_function("raw_preallocated_fdatasync", |b| {
-        b.iter(|| {
-            if offset + record.len() > PREALLOCATED_BYTES {
-                offset = 0;
-            }
-            preallocated.write_all_at(&record, offset as u64).unwrap();
-            preallocated.sync_data().unwrap();
-            offset += record.len();
-        })
+        b.iter(|| overwrite_and_sync(&preallocated, &record, &mut offset))
     });
 
     let store = FileStore::open(dir.path().join("store"), FileStoreOptions::default()).unwrap();
@@ -150,6 +135,26 @@ fn sequential_commit(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// A file of `PREALLOCATED_BYTES` zeros, synced: what the raw preallocated loops overwrite.
+fn preallocated_file(path: &Path) -> std::fs::File {
+    let mut file =
+        OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).unwrap();
+    file.write_all(&vec![0u8; PREALLOCATED_BYTES]).unwrap();
+    file.sync_all().unwrap();
+    file
+}
+
+/// One step of the raw preallocated loop: overwrite `record` at `offset` (wrapping around),
+/// `fdatasync`, advance.
+fn overwrite_and_sync(file: &std::fs::File, record: &[u8], offset: &mut usize) {
+    if *offset + record.len() > PREALLOCATED_BYTES {
+        *offset = 0;
+    }
+    file.write_all_at(record, *offset as u64).unwrap();
+    file.sync_data().unwrap();
+    *offset += record.len();
 }
 
 fn sqlite_store(path: &Path) -> rusqlite::Connection {
@@ -442,15 +447,7 @@ fn report_fresh_process(label: &str, dir: &Path) {
 fn interleaved_commit_ratio(rt: &Runtime) {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path().join("store"), FileStoreOptions::default()).unwrap();
-    let mut raw = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.path().join("raw"))
-        .unwrap();
-    raw.write_all(&vec![0u8; PREALLOCATED_BYTES]).unwrap();
-    raw.sync_all().unwrap();
+    let raw = preallocated_file(&dir.path().join("raw"));
     // The store's record for one realistic commit: four framed ~780-byte nodes and the rest.
     let record = vec![1u8; 3_400];
     let (mut ours, mut limit) = (Vec::new(), Vec::new());
@@ -464,14 +461,9 @@ fn interleaved_commit_ratio(rt: &Runtime) {
             ours.push(start.elapsed());
         }
         for _ in 0..50 {
-            if offset + record.len() > PREALLOCATED_BYTES {
-                offset = 0;
-            }
             let start = Instant::now();
-            raw.write_all_at(&record, offset as u64).unwrap();
-            raw.sync_data().unwrap();
+            overwrite_and_sync(&raw, &record, &mut offset);
             limit.push(start.elapsed());
-            offset += record.len();
         }
     }
     ours.sort();

@@ -231,6 +231,104 @@ pub fn read_at(file: &File, name: &str, offset: u64, len: usize) -> Result<Vec<u
     Ok(buffer)
 }
 
+/// `base` (the graph or stamp base under a state's overlay) as the section type `T` this crate
+/// made; a base of another backend is a `Backend` error naming `what`.
+pub(crate) fn own_base<'a, T: 'static>(
+    base: Option<&'a dyn std::any::Any>,
+    what: &str,
+) -> Result<Option<&'a T>, StoreError> {
+    base.map(|base| {
+        base.downcast_ref::<T>().ok_or_else(|| {
+            StoreError::Backend(format!("the {what} base was not made by strata-file"))
+        })
+    })
+    .transpose()
+}
+
+/// The little-endian `u16` at `at` of `bytes`.
+pub(crate) fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// The little-endian `u32` at `at` of `bytes`.
+pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The little-endian `u64` at `at` of `bytes`.
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Size of the header of a snapshot's sections (graph and stamps): magic (8 bytes), entry
+/// count `u64`, a length `u64` the section defines (the graph's ids region; zero for stamps),
+/// eight zero bytes, CRC-32 of the table `u32`, CRC-32 of the preceding 36 bytes `u32`.
+pub const SECTION_HEADER_LEN: usize = 40;
+
+/// Lays out a section: its header (see [`SECTION_HEADER_LEN`]), then `table`.
+pub(crate) fn section_bytes(magic: &[u8; 8], count: u64, length: u64, table: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SECTION_HEADER_LEN + table.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&crc32fast::hash(table).to_le_bytes());
+    let header_crc = crc32fast::hash(&out);
+    out.extend_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(table);
+    out
+}
+
+/// A section read back by [`read_section`].
+pub(crate) struct SectionRead {
+    /// Entry count.
+    pub(crate) count: usize,
+    /// The table, checked against its CRC.
+    pub(crate) table: Vec<u8>,
+    /// File offset of the table.
+    pub(crate) table_offset: u64,
+    /// Length of the whole section.
+    pub(crate) len: u64,
+}
+
+/// Reads the section (`what`: "graph", "stamp") at `offset` of `file` (named `name`,
+/// `file_len` bytes long): checks its magic, header CRC and sizes (`table_len` gives the
+/// table's length from the count and the length field, `None` when out of range), that it
+/// ends within the file, and its table's CRC.
+pub(crate) fn read_section(
+    file: &File,
+    name: &str,
+    offset: u64,
+    file_len: u64,
+    (magic, what): (&[u8; 8], &str),
+    table_len: impl FnOnce(u64, u64) -> Option<u64>,
+) -> Result<SectionRead, StoreError> {
+    let header = read_at(file, name, offset, SECTION_HEADER_LEN)?;
+    if header[..8] != magic[..] {
+        return Err(corrupt(name, offset, format!("bad {what} section magic")));
+    }
+    if crc32fast::hash(&header[..36]) != u32_at(&header, 36) {
+        return Err(corrupt(name, offset, format!("{what} section header checksum mismatch")));
+    }
+    let (count, length) = (u64_at(&header, 8), u64_at(&header, 16));
+    let table_offset = offset + SECTION_HEADER_LEN as u64;
+    let table_len = usize::try_from(count)
+        .ok()
+        .filter(|&count| count <= u32::MAX as usize)
+        .and(table_len(count, length))
+        .and_then(|table_len| usize::try_from(table_len).ok())
+        .ok_or_else(|| corrupt(name, offset, format!("{what} section sizes out of range")))?;
+    let end = table_offset
+        .checked_add(table_len as u64)
+        .filter(|&end| end <= file_len)
+        .ok_or_else(|| corrupt(name, offset, format!("{what} section runs past the end")))?;
+    let table = read_at(file, name, table_offset, table_len)?;
+    if crc32fast::hash(&table) != u32_at(&header, 32) {
+        return Err(corrupt(name, table_offset, format!("{what} table checksum mismatch")));
+    }
+    Ok(SectionRead { count: count as usize, table, table_offset, len: end - offset })
+}
+
 /// Reads the record that closes a snapshot file: `bytes` are the file from `offset`, where
 /// the record starts, to its end. A snapshot is written whole and renamed into place, so any
 /// damage is corruption, never a torn tail.

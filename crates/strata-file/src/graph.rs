@@ -15,13 +15,11 @@ use strata_core::state::{GraphBase, StoredGraph, StoredNode};
 use strata_core::{SessionNodeRecord, StoreError};
 
 use crate::bodies::{BodyFiles, NewBodies, bodies_name};
-use crate::format::{self, corrupt, read_at};
+pub use crate::format::SECTION_HEADER_LEN;
+use crate::format::{self, corrupt, read_section, u16_at, u32_at, u64_at};
 
 /// First eight bytes of a graph section.
 pub const SECTION_MAGIC: [u8; 8] = *b"STRATAGR";
-/// Size of the section header: magic, entry count, ids length, eight zero bytes, table CRC,
-/// header CRC.
-pub const SECTION_HEADER_LEN: usize = 40;
 /// Size of one entry of the entry table.
 pub const ENTRY_LEN: usize = 36;
 /// Size of one element of the sorted-order table (an entry number).
@@ -104,18 +102,6 @@ pub struct GraphSection {
     files: Vec<u32>,
 }
 
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([bytes[at], bytes[at + 1]])
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-}
-
 /// One node as the section writer takes it.
 struct Part<'a> {
     id: &'a [u8],
@@ -134,16 +120,15 @@ pub fn encode(
     new: &mut NewBodies,
     full: bool,
 ) -> Result<Vec<u8>, StoreError> {
-    let foreign = || StoreError::Backend("the graph base was not made by strata-file".into());
-    let section = match graph.base {
-        Some(base) => Some(base.as_any().downcast_ref::<GraphSection>().ok_or_else(foreign)?),
-        None => None,
-    };
+    let section: Option<&GraphSection> =
+        format::own_base(graph.base.map(|base| base.as_any()), "graph")?;
     let mut parts = Vec::with_capacity(graph.nodes.len());
     for stored in &graph.nodes {
         parts.push(match *stored {
             StoredNode::Base { entry, tombstoned } => {
-                let section = section.ok_or_else(foreign)?;
+                let section = section.ok_or_else(|| {
+                    StoreError::Backend("a stored graph names base entries but no base".into())
+                })?;
                 let entry = section.entry(entry);
                 let body = if full {
                     BodyRef::write(new, &entry.body.read(&section.bodies)?)?
@@ -220,34 +205,7 @@ fn write_section(parts: &[Part<'_>]) -> Result<Vec<u8>, StoreError> {
     order.iter().for_each(|entry| table.extend_from_slice(&entry.to_le_bytes()));
     table.extend_from_slice(&ids);
 
-    let mut out = Vec::with_capacity(SECTION_HEADER_LEN + table.len());
-    out.extend_from_slice(&SECTION_MAGIC);
-    out.extend_from_slice(&(count as u64).to_le_bytes());
-    out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&crc32fast::hash(&table).to_le_bytes());
-    let header_crc = crc32fast::hash(&out);
-    out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(&table);
-    Ok(out)
-}
-
-/// The parsed header: entry count and table length.
-fn parse_header(name: &str, offset: u64, header: &[u8]) -> Result<(usize, u64), StoreError> {
-    if header[..8] != SECTION_MAGIC {
-        return Err(corrupt(name, offset, "bad graph section magic"));
-    }
-    if crc32fast::hash(&header[..36]) != u32_at(header, 36) {
-        return Err(corrupt(name, offset, "graph section header checksum mismatch"));
-    }
-    let count = u64_at(header, 8);
-    let ids_len = u64_at(header, 16);
-    let table_len =
-        count.checked_mul((ENTRY_LEN + ORDER_LEN) as u64).and_then(|len| len.checked_add(ids_len));
-    match (usize::try_from(count), table_len) {
-        (Ok(count), Some(table_len)) if count <= u32::MAX as usize => Ok((count, table_len)),
-        _ => Err(corrupt(name, offset, "graph section sizes out of range")),
-    }
+    Ok(format::section_bytes(&SECTION_MAGIC, count as u64, ids.len() as u64, &table))
 }
 
 impl GraphSection {
@@ -262,23 +220,14 @@ impl GraphSection {
         file_len: u64,
         bodies: Arc<BodyFiles>,
     ) -> Result<(Self, u64), StoreError> {
-        let header = read_at(file, name, offset, SECTION_HEADER_LEN)?;
-        let (count, table_len) = parse_header(name, offset, &header)?;
-        let table_offset = offset + SECTION_HEADER_LEN as u64;
-        let end = table_offset
-            .checked_add(table_len)
-            .filter(|&end| end <= file_len)
-            .ok_or_else(|| corrupt(name, offset, "graph section runs past the end of the file"))?;
-        let table_bytes = usize::try_from(table_len)
-            .map_err(|_| corrupt(name, offset, "graph table too large"))?;
-        let table = read_at(file, name, table_offset, table_bytes)?;
-        if crc32fast::hash(&table) != u32_at(&header, 32) {
-            return Err(corrupt(name, table_offset, "graph table checksum mismatch"));
-        }
+        let read = read_section(file, name, offset, file_len, (&SECTION_MAGIC, "graph"), {
+            |count, ids_len| count.checked_mul((ENTRY_LEN + ORDER_LEN) as u64)?.checked_add(ids_len)
+        })?;
+        let (count, table, table_offset) = (read.count, read.table, read.table_offset);
         let mut section =
             Self { file_name: name.to_owned(), count, table, table_offset, bodies, files: vec![] };
         section.files = section.check_table()?;
-        Ok((section, end - offset))
+        Ok((section, read.len))
     }
 
     /// The body file generations the entries point into, ascending.

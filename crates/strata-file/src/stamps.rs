@@ -15,13 +15,12 @@ use strata_core::StoreError;
 use strata_core::state::{StampBase, StampRecord, StoredStamps};
 
 use crate::bodies::{BodyFiles, NewBodies, bodies_name};
-use crate::format::{self, corrupt, read_at};
+pub use crate::format::SECTION_HEADER_LEN;
+use crate::format::{self, corrupt, read_section, u32_at, u64_at};
 use crate::graph::BodyRef;
 
 /// First eight bytes of a stamp section.
 pub const SECTION_MAGIC: [u8; 8] = *b"STRATAST";
-/// Size of the section header: magic, entry count, sixteen zero bytes, table CRC, header CRC.
-pub const SECTION_HEADER_LEN: usize = 40;
 /// Size of one entry of the table: key, then the body's file, offset, length and CRC.
 pub const ENTRY_LEN: usize = 28;
 
@@ -42,14 +41,6 @@ pub fn stamp_key(session_id: &str, turn_id: &str) -> u64 {
     hasher.update(&[0]);
     hasher.update(turn_id.as_bytes());
     u64::from_le_bytes(hasher.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
 /// One entry of the table, decoded.
@@ -81,11 +72,8 @@ pub fn encode(
     new: &mut NewBodies,
     full: bool,
 ) -> Result<Vec<u8>, StoreError> {
-    let foreign = || StoreError::Backend("the stamp base was not made by strata-file".into());
-    let base = match stamps.base {
-        Some(base) => Some(base.as_any().downcast_ref::<StampSection>().ok_or_else(foreign)?),
-        None => None,
-    };
+    let base: Option<&StampSection> =
+        format::own_base(stamps.base.map(|base| base.as_any()), "stamp")?;
     let mut entries: Vec<Entry> =
         Vec::with_capacity(base.map_or(0, |base| base.count) + stamps.overlay.len());
     if let Some(base) = base {
@@ -113,15 +101,7 @@ pub fn encode(
         table.extend_from_slice(&body.len.to_le_bytes());
         table.extend_from_slice(&body.crc.to_le_bytes());
     }
-    let mut out = Vec::with_capacity(SECTION_HEADER_LEN + table.len());
-    out.extend_from_slice(&SECTION_MAGIC);
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    out.extend_from_slice(&[0; 16]);
-    out.extend_from_slice(&crc32fast::hash(&table).to_le_bytes());
-    let header_crc = crc32fast::hash(&out);
-    out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(&table);
-    Ok(out)
+    Ok(format::section_bytes(&SECTION_MAGIC, entries.len() as u64, 0, &table))
 }
 
 impl StampSection {
@@ -136,35 +116,20 @@ impl StampSection {
         file_len: u64,
         bodies: Arc<BodyFiles>,
     ) -> Result<(Self, u64), StoreError> {
-        let header = read_at(file, name, offset, SECTION_HEADER_LEN)?;
-        if header[..8] != SECTION_MAGIC {
-            return Err(corrupt(name, offset, "bad stamp section magic"));
-        }
-        if crc32fast::hash(&header[..36]) != u32_at(&header, 36) {
-            return Err(corrupt(name, offset, "stamp section header checksum mismatch"));
-        }
-        let count = u64_at(&header, 8);
-        let table_offset = offset + SECTION_HEADER_LEN as u64;
-        let out_of_range = || corrupt(name, offset, "stamp section runs past the end of the file");
-        let table_len = count.checked_mul(ENTRY_LEN as u64).ok_or_else(out_of_range)?;
-        let end = table_offset
-            .checked_add(table_len)
-            .filter(|&end| end <= file_len)
-            .ok_or_else(out_of_range)?;
-        let table = read_at(file, name, table_offset, table_len as usize)?;
-        if crc32fast::hash(&table) != u32_at(&header, 32) {
-            return Err(corrupt(name, table_offset, "stamp table checksum mismatch"));
-        }
+        let read = read_section(file, name, offset, file_len, (&SECTION_MAGIC, "stamp"), {
+            |count, zero| count.checked_mul(ENTRY_LEN as u64).filter(|_| zero == 0)
+        })?;
+        let (count, table, table_offset) = (read.count, read.table, read.table_offset);
         let mut section = Self {
             file_name: name.to_owned(),
-            count: count as usize,
+            count,
             table,
             table_offset,
             bodies,
             files: Vec::new(),
         };
         section.files = section.check_table()?;
-        Ok((section, end - offset))
+        Ok((section, read.len))
     }
 
     /// The body file generations the entries point into, ascending.
