@@ -203,9 +203,10 @@ impl FileStore {
         self.engine.dir()
     }
 
-    /// Folds the log into a fresh snapshot now (normally automatic; see the crate docs).
-    /// Blocks the calling thread until the snapshot is durable: from async code, call it
-    /// through `spawn_blocking`.
+    /// Folds the log into a fresh snapshot now, rewriting every node and stamp body into one
+    /// new body file (so the space of removed data comes back; compaction is otherwise
+    /// automatic and incremental, see the crate docs). Blocks the calling thread until the
+    /// snapshot is durable: from async code, call it through `spawn_blocking`.
     pub fn compact(&self) -> Result<(), StoreError> {
         self.engine.compact()
     }
