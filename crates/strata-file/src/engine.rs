@@ -1,21 +1,25 @@
-//! The durability engine: an image (in memory, but for the section of the last snapshot it
-//! reads lazily) made durable by a checksummed log of mutations, group-committed `fdatasync`,
-//! snapshots with crash-safe compaction, recovery at open, and the process lock.
+//! The durability engine: an image (in memory, but for the sections of the last snapshot it
+//! reads lazily) made durable by a checksummed log of mutations written by a log writer
+//! thread with group-committed `fdatasync`, snapshots made by crash-safe background
+//! compaction, recovery at open, and the process lock.
 //!
 //! Generic over the [`Image`] (the store uses `strata_core::state::SessionState`), so the
-//! engine knows nothing of sessions: it plans under a lock, logs, applies, and acknowledges
-//! only durable effects.
+//! engine knows nothing of sessions: it plans under a lock, queues the record, applies, and
+//! acknowledges only durable effects.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use strata_core::{Bytes, StoreError};
+use strata_core::StoreError;
+use tokio::sync::{oneshot, watch};
 
 use crate::format::{self, FILE_HEADER_LEN, FileKind};
 use crate::options::FileStoreOptions;
@@ -23,29 +27,42 @@ use crate::options::FileStoreOptions;
 /// A state the engine makes durable: serializable (snapshots), with serializable mutations
 /// (log records) applied infallibly and deterministically.
 ///
-/// A snapshot holds a **section** (bytes the image encodes itself and reads back lazily: the
-/// session graph) followed by one record holding the image's serde form.
+/// A snapshot holds **sections** (bytes the image encodes itself and reads back lazily: the
+/// session graph and the turn stamps, whose bodies may live in further files of the
+/// directory, the **section files**) followed by one record holding the image's serde form.
 pub trait Image: Serialize + DeserializeOwned + Default + Send + 'static {
     /// One logged change.
     type Mutation: Serialize + DeserializeOwned;
-    /// A snapshot's section, opened.
-    type Section;
+    /// A snapshot's sections, opened.
+    type Sections;
+    /// Name prefix of the section files in a store directory.
+    const SECTION_FILE_PREFIX: &'static str;
     /// Applies `mutation`; must be deterministic and infallible (replay relies on it).
     fn apply_mutation(&mut self, mutation: &Self::Mutation);
-    /// Encodes the section of a snapshot about to be written at `offset` of the file `name`,
-    /// and rebases the image on it (so that the serde form encoded next leaves it out). The
-    /// image's content is unchanged.
-    fn seal_section(&mut self, name: &str, offset: u64) -> Result<Bytes, StoreError>;
-    /// Opens the section at `offset` of the snapshot `file` (named `name`, `file_len` bytes
-    /// long): the section and its length.
-    fn open_section(
+    /// Encodes the sections of the snapshot of `generation` (what the serde form leaves
+    /// out), written right after the file header; first writes the section files they add to
+    /// `dir`, durable (with `sync`) before this returns. `full` asks for a rewrite of every
+    /// body into new files (reclaiming the space of removed data).
+    fn seal_sections(
+        &self,
+        dir: &Path,
+        generation: u64,
+        full: bool,
+        sync: bool,
+    ) -> Result<Vec<u8>, StoreError>;
+    /// Opens the sections at `offset` of the snapshot `file` (named `name`, `file_len` bytes
+    /// long) in `dir`: the sections and their length.
+    fn open_sections(
+        dir: &Path,
         file: &File,
         name: &str,
         offset: u64,
         file_len: u64,
-    ) -> Result<(Self::Section, u64), StoreError>;
-    /// Puts an opened section back under the image decoded from the snapshot's record.
-    fn attach_section(&mut self, section: Self::Section);
+    ) -> Result<(Self::Sections, u64), StoreError>;
+    /// The names of the section files `sections` use.
+    fn section_files(sections: &Self::Sections) -> Vec<String>;
+    /// Puts opened sections back under the image decoded from the snapshot's record.
+    fn attach_sections(&mut self, sections: Self::Sections);
 }
 
 /// Name of the lock file inside a store directory.
@@ -60,35 +77,79 @@ const TMP_SUFFIX: &str = ".tmp";
 pub type Plan<M, O> = (Option<M>, O);
 
 /// The durable image of one store directory, shared by every handle of that store.
+///
+/// Callers plan and apply under the image lock (CPU only, no I/O) and queue the encoded
+/// record for the store's **log writer**, a thread of its own that appends, `fdatasync`s and
+/// acknowledges records in order (group commit: everything queued while it syncs shares the
+/// next sync). Callers await the acknowledgement asynchronously. Dropping the engine stops
+/// the writer once it has written everything queued.
 pub struct Engine<S: Image> {
-    dir: PathBuf,
-    options: FileStoreOptions,
-    inner: Mutex<Inner<S>>,
-    sync: Mutex<SyncState>,
-    synced: Condvar,
-    appended: AtomicU64,
-    /// Mirror of `SyncState::synced`, so that a read with nothing pending takes no second lock.
-    durable: AtomicU64,
-    compaction: Mutex<()>,
-    _lock: File,
+    shared: Arc<Shared<S>>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
 }
 
-struct Inner<S> {
+/// What the handles and the log writer share.
+struct Shared<S> {
+    dir: PathBuf,
+    options: FileStoreOptions,
+    image: Mutex<ImageState<S>>,
+    /// Mirror of `progress.acknowledged`, so that a caller with nothing pending takes no lock.
+    acknowledged: AtomicU64,
+    progress: watch::Sender<Progress>,
+}
+
+struct ImageState<S> {
     state: S,
-    log: Arc<File>,
+    /// Sequence number of the last record queued for the log (records count from 1).
+    queued: u64,
+    poisoned: Option<StoreError>,
+}
+
+/// How far the log writer got.
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    /// Every record up to this sequence number is written (and, with `SyncPolicy::Always`,
+    /// `fdatasync`ed).
+    acknowledged: u64,
+    /// Why the writer stopped acknowledging, if it did.
+    failed: Option<String>,
+}
+
+/// A compaction's caller, told the outcome.
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Work for the log writer.
+enum Job {
+    /// Write record `seq` (a complete frame) at the end of the log.
+    Append { seq: u64, frame: Vec<u8> },
+    /// Fold the log into a new snapshot, then reply.
+    Compact(Reply),
+}
+
+/// The log writer: owns the live log segment and the process lock, writes queued records in
+/// order, syncs them in groups, acknowledges them, and compacts.
+struct LogWriter<S> {
+    shared: Arc<Shared<S>>,
+    jobs: mpsc::Receiver<Job>,
+    log: File,
     log_gen: u64,
     log_len: u64,
     /// Physical length of the log file: `log_len` plus preallocated zeros.
     log_alloc: u64,
-    snapshot_len: u64,
-    poisoned: Option<StoreError>,
-}
-
-struct SyncState {
-    synced: u64,
-    syncing: bool,
-    log: Arc<File>,
-    failed: Option<String>,
+    /// Sequence number of the last record written to the log.
+    written: u64,
+    /// Compactions asked for and not yet started.
+    replies: Vec<Reply>,
+    /// The compaction running in the background, if any: it rebuilds the image of the sealed
+    /// segments, writes the snapshot, and returns the image opened on it.
+    compaction: Option<JoinHandle<Result<S, StoreError>>>,
+    /// While a compaction runs: the records written since its rotation, to replay onto the
+    /// image it returns.
+    since_rotation: Option<Vec<Vec<u8>>>,
+    /// Why a write or sync failed, once one did: nothing more is written.
+    failure: Option<String>,
+    _lock: File,
 }
 
 #[derive(Serialize)]
@@ -109,6 +170,10 @@ fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StoreEr
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the store's log writer has stopped; reopen".into())
 }
 
 /// `fsync`s the directory `dir` so that entries created, renamed or removed in it are durable.
@@ -170,14 +235,26 @@ fn log_name(generation: u64) -> String {
     format!("{LOG_PREFIX}{generation}")
 }
 
+/// A large file written in the background (a snapshot, a body file) is `fdatasync`ed after
+/// every this many bytes, so that it never leaves much dirty data behind: on ext4 (ordered
+/// data) a journal commit waits for such data, and the log writer's syncs would otherwise
+/// wait for a compaction's whole file.
+pub const SYNC_CHUNK_BYTES: usize = 1 << 20;
+
 /// Writes `parts` (concatenated) to `dir/name` atomically: a temporary file, fsynced, renamed
 /// into place, and the directory fsynced (the fsyncs only with `sync`).
 fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], sync: bool) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let target = dir.join(name);
     let mut file = File::create(&tmp).map_err(io(format_args!("create {}", tmp.display())))?;
-    for part in parts {
-        file.write_all(part).map_err(io(format_args!("write {}", tmp.display())))?;
+    let mut unsynced = 0;
+    for chunk in parts.iter().flat_map(|part| part.chunks(SYNC_CHUNK_BYTES)) {
+        file.write_all(chunk).map_err(io(format_args!("write {}", tmp.display())))?;
+        unsynced += chunk.len();
+        if sync && unsynced >= SYNC_CHUNK_BYTES {
+            file.sync_data().map_err(io(format_args!("fdatasync {}", tmp.display())))?;
+            unsynced = 0;
+        }
     }
     if sync {
         file.sync_all().map_err(io(format_args!("fsync {}", tmp.display())))?;
@@ -193,13 +270,14 @@ fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], sync: bool) -> Resu
 /// Reads the snapshot at `path`: the image decoded from its record, its section (opened, not
 /// read), and the file's length. Reads the header, the section's index and the record; no
 /// node body.
-fn read_snapshot<S: Image>(path: &Path) -> Result<(SnapshotIn<S>, S::Section, u64), StoreError> {
+fn read_snapshot<S: Image>(dir: &Path) -> Result<(SnapshotIn<S>, S::Sections, u64), StoreError> {
     let name = SNAPSHOT_FILE;
+    let path = &dir.join(SNAPSHOT_FILE);
     let file = File::open(path).map_err(io(format_args!("open {}", path.display())))?;
     let len = file.metadata().map_err(io(format_args!("stat {}", path.display())))?.len();
     let header = format::read_at(&file, name, 0, FILE_HEADER_LEN.min(len as usize))?;
     format::check_file_header(name, &header, FileKind::Snapshot)?;
-    let (section, section_len) = S::open_section(&file, name, FILE_HEADER_LEN as u64, len)?;
+    let (section, section_len) = S::open_sections(dir, &file, name, FILE_HEADER_LEN as u64, len)?;
     let record_offset = FILE_HEADER_LEN as u64 + section_len;
     let rest = format::read_at(&file, name, record_offset, (len - record_offset) as usize)?;
     let payload = format::read_snapshot_record(name, record_offset, &rest)?;
@@ -237,159 +315,221 @@ pub fn take_lock(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
+/// What [`recover`] found: the image and where the log chain ends.
+struct Recovered<S> {
+    state: S,
+    /// The first segment of the chain (named by the snapshot); older ones are stale.
+    first_gen: u64,
+    /// The section files the snapshot uses; others are leftovers.
+    section_files: Vec<String>,
+    /// The last segment of the chain (`None` only for a directory holding nothing).
+    last_gen: Option<u64>,
+    /// End of the last segment's valid records.
+    log_len: u64,
+    /// The last segment's file length.
+    log_alloc: u64,
+    /// True when the last segment ends in a torn tail (bytes after `log_len` to discard).
+    torn: bool,
+}
+
+/// Loads the snapshot of `dir` (if any) and replays its log chain (the segments up to
+/// `through`, when given) into an image. Reads only: an open then discards a torn tail, and
+/// removes stale segments and temporary files; a background compaction rebuilds the image of
+/// the sealed segments this way, without touching the live one.
+fn recover<S: Image>(dir: &Path, through: Option<u64>) -> Result<Recovered<S>, StoreError> {
+    let mut state = S::default();
+    let mut first_gen = 0;
+    let snapshot_path = dir.join(SNAPSHOT_FILE);
+    let has_snapshot = snapshot_path.exists();
+    let mut section_files = Vec::new();
+    if has_snapshot {
+        let (image, sections, _) = read_snapshot::<S>(dir)?;
+        section_files = S::section_files(&sections);
+        state = image.state;
+        state.attach_sections(sections);
+        first_gen = image.first_log_gen;
+    }
+    let gens = list_logs(dir)?;
+    let chain: Vec<u64> = gens
+        .iter()
+        .copied()
+        .filter(|&g| g >= first_gen && through.is_none_or(|last| g <= last))
+        .collect();
+    for (index, &generation) in chain.iter().enumerate() {
+        if generation != first_gen + index as u64 {
+            let name = log_name(generation);
+            return Err(format::corrupt(&name, 0, "log segment out of sequence"));
+        }
+    }
+    if chain.is_empty() && has_snapshot {
+        let name = log_name(first_gen);
+        return Err(format::corrupt(&name, 0, "log segment named by the snapshot is missing"));
+    }
+    let last_gen = chain.last().copied();
+    let mut recovered = Recovered {
+        state,
+        first_gen,
+        section_files,
+        last_gen,
+        log_len: 0,
+        log_alloc: 0,
+        torn: false,
+    };
+    for &generation in &chain {
+        let name = log_name(generation);
+        let path = dir.join(&name);
+        let bytes = fs::read(&path).map_err(io(format_args!("read {}", path.display())))?;
+        let scan = format::scan_log(&name, &bytes)?;
+        recovered.torn = !scan.zero_tail;
+        if recovered.torn && Some(generation) != recovered.last_gen {
+            return Err(format::corrupt(
+                &name,
+                scan.valid_end,
+                "damaged record in a sealed log segment",
+            ));
+        }
+        for &(offset, payload) in &scan.records {
+            let mutation: S::Mutation = format::decode(&name, offset, payload)?;
+            recovered.state.apply_mutation(&mutation);
+        }
+        recovered.log_len = scan.valid_end;
+        recovered.log_alloc = bytes.len() as u64;
+    }
+    Ok(recovered)
+}
+
 impl<S: Image> Engine<S> {
     /// Opens (creating if needed) the store in `dir`: takes the process lock, loads the
     /// snapshot, replays the log chain, discards a torn tail, removes leftovers of an
-    /// interrupted compaction.
+    /// interrupted compaction, and starts the log writer. Blocking: call it off the async
+    /// workers.
     pub fn open(dir: &Path, options: FileStoreOptions) -> Result<Self, StoreError> {
         let sync = options.sync.syncs();
         ensure_dir(dir, sync)?;
         let lock_file = take_lock(dir)?;
-        let mut state = S::default();
-        let mut first_gen = 0;
-        let snapshot_path = dir.join(SNAPSHOT_FILE);
-        let mut snapshot_len = 0;
-        if snapshot_path.exists() {
-            let (image, section, len) = read_snapshot::<S>(&snapshot_path)?;
-            state = image.state;
-            state.attach_section(section);
-            first_gen = image.first_log_gen;
-            snapshot_len = len;
-        }
-        let gens = list_logs(dir)?;
-        let chain: Vec<u64> = gens.iter().copied().filter(|&g| g >= first_gen).collect();
-        for (index, &generation) in chain.iter().enumerate() {
-            if generation != first_gen + index as u64 {
-                let name = log_name(generation);
-                return Err(format::corrupt(&name, 0, "log segment out of sequence"));
-            }
-        }
-        if chain.is_empty() {
-            if snapshot_path.exists() {
-                let name = log_name(first_gen);
-                return Err(format::corrupt(
-                    &name,
-                    0,
-                    "log segment named by the snapshot is missing",
-                ));
-            }
+        if !store_exists(dir) {
             write_atomically(dir, &log_name(0), &[&format::file_header(FileKind::Log)], sync)?;
         }
-        let last_gen = chain.last().copied().unwrap_or(0);
-        let mut log_len = FILE_HEADER_LEN as u64;
-        let mut log_alloc = log_len;
-        for &generation in &chain {
-            let name = log_name(generation);
-            let path = dir.join(&name);
-            let bytes = fs::read(&path).map_err(io(format_args!("read {}", path.display())))?;
-            let scan = format::scan_log(&name, &bytes)?;
-            let torn = !scan.zero_tail;
-            if torn && generation != last_gen {
-                return Err(format::corrupt(
-                    &name,
-                    scan.valid_end,
-                    "damaged record in a sealed log segment",
-                ));
-            }
-            for &(offset, payload) in &scan.records {
-                let mutation: S::Mutation = format::decode(&name, offset, payload)?;
-                state.apply_mutation(&mutation);
-            }
-            log_len = scan.valid_end;
-            log_alloc = bytes.len() as u64;
-            if torn {
-                let file = open_for_writing(&path)?;
-                file.set_len(scan.valid_end)
-                    .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
-                    .map_err(io(format_args!("truncate torn tail of {}", path.display())))?;
-                log_alloc = log_len;
-            }
-        }
-        for stale in gens.iter().filter(|&&g| g < first_gen) {
-            let path = dir.join(log_name(*stale));
+        let Recovered { state, first_gen, section_files, last_gen, log_len, log_alloc, torn } =
+            recover::<S>(dir, None)?;
+        remove_unused_section_files::<S>(dir, &section_files)?;
+        let Some(last_gen) = last_gen else {
+            return Err(format::corrupt(&log_name(0), 0, "no log segment"));
+        };
+        for stale in list_logs(dir)?.into_iter().filter(|&g| g < first_gen) {
+            let path = dir.join(log_name(stale));
             fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
         }
+        if torn {
+            let path = dir.join(log_name(last_gen));
+            let file = open_for_writing(&path)?;
+            file.set_len(log_len)
+                .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
+                .map_err(io(format_args!("truncate torn tail of {}", path.display())))?;
+        }
+        let log_alloc = if torn { log_len } else { log_alloc };
         remove_leftover_tmp_files(dir)?;
-        let log = Arc::new(open_for_writing(&dir.join(log_name(last_gen)))?);
-        Ok(Self {
+        let log = open_for_writing(&dir.join(log_name(last_gen)))?;
+        let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             options,
-            inner: Mutex::new(Inner {
-                state,
-                log: log.clone(),
-                log_gen: last_gen,
-                log_len,
-                log_alloc,
-                snapshot_len,
-                poisoned: None,
-            }),
-            sync: Mutex::new(SyncState { synced: 0, syncing: false, log, failed: None }),
-            synced: Condvar::new(),
-            appended: AtomicU64::new(0),
-            durable: AtomicU64::new(0),
-            compaction: Mutex::new(()),
+            image: Mutex::new(ImageState { state, queued: 0, poisoned: None }),
+            acknowledged: AtomicU64::new(0),
+            progress: watch::Sender::new(Progress::default()),
+        });
+        let (jobs, receiver) = mpsc::channel();
+        let writer = LogWriter {
+            shared: shared.clone(),
+            jobs: receiver,
+            log,
+            log_gen: last_gen,
+            log_len,
+            log_alloc,
+            written: 0,
+            replies: Vec::new(),
+            compaction: None,
+            since_rotation: None,
+            failure: None,
             _lock: lock_file,
-        })
+        };
+        let writer = std::thread::Builder::new()
+            .name("strata-file-log".into())
+            .spawn(move || writer.run())
+            .map_err(io("start the log writer thread"))?;
+        Ok(Self { shared, jobs: Some(jobs), writer: Some(writer) })
     }
 
     /// The store directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.shared.dir
     }
 
     /// The options the engine was opened with.
     pub fn options(&self) -> &FileStoreOptions {
-        &self.options
+        &self.shared.options
     }
 
-    /// Runs `read` over the image and returns its answer once everything it may have observed
-    /// is durable (a read never returns state that a crash could take back).
-    pub fn read<R>(&self, read: impl FnOnce(&S) -> R) -> Result<R, StoreError> {
-        let (answer, observed) = {
-            let inner = lock(&self.inner);
-            if let Some(error) = &inner.poisoned {
-                return Err(error.clone());
-            }
-            (read(&inner.state), self.appended.load(Ordering::SeqCst))
-        };
-        self.wait_durable(observed)?;
-        Ok(answer)
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let jobs = self.jobs.as_ref().ok_or_else(writer_gone)?;
+        jobs.send(job).map_err(|_| writer_gone())
     }
 
-    /// Plans a write over the image, logs its mutation, applies it, and returns the answer
-    /// once the record is durable. A plan error or an oversize record changes nothing.
-    pub fn write<O>(
+    /// Runs `read` over the image. Returns its answer and the sequence number of the last
+    /// record it may have observed: pass it to [`Self::acknowledged`] before answering, so
+    /// that a read never returns state a crash could take back.
+    pub fn read<R>(&self, read: impl FnOnce(&S) -> R) -> Result<(R, u64), StoreError> {
+        let image = lock(&self.shared.image);
+        if let Some(error) = &image.poisoned {
+            return Err(error.clone());
+        }
+        Ok((read(&image.state), image.queued))
+    }
+
+    /// Plans a write over the image and, when it changes something, encodes its mutation,
+    /// queues the record for the log writer and applies it to the image, all under the image
+    /// lock (CPU work only). Returns the answer and the sequence number to pass to
+    /// [`Self::acknowledged`]: the write is durable once that resolves. A plan error or an
+    /// oversize record changes nothing.
+    pub fn submit<O>(
         &self,
         plan: impl FnOnce(&S) -> Result<Plan<S::Mutation, O>, StoreError>,
-    ) -> Result<O, StoreError> {
-        let (answer, lsn, compact) = {
-            let mut inner = lock(&self.inner);
-            if let Some(error) = &inner.poisoned {
-                return Err(error.clone());
-            }
-            let (mutation, answer) = plan(&inner.state)?;
-            match mutation {
-                None => (answer, self.appended.load(Ordering::SeqCst), false),
-                Some(mutation) => {
-                    let lsn = self.append(&mut inner, &mutation)?;
-                    inner.state.apply_mutation(&mutation);
-                    (answer, lsn, self.log_is_long(&inner))
-                }
-            }
-        };
-        self.wait_durable(lsn)?;
-        if compact {
-            // The write is durable and acknowledged whatever happens here; a failed compaction
-            // leaves the log longer and is retried by the next write that crosses the threshold
-            // (and reported by `compact` callers such as `vacuum`).
-            let _ = self.compact_if(|engine, inner| engine.log_is_long(inner));
-        }
-        Ok(answer)
+    ) -> Result<(O, u64), StoreError> {
+        self.submit_unless(|_| false, plan).map(|submitted| submitted.expect("never deferred"))
     }
 
-    fn append(&self, inner: &mut Inner<S>, mutation: &S::Mutation) -> Result<u64, StoreError> {
+    /// [`Self::submit`], unless `defer` says (under the same lock, before planning) that the
+    /// plan would read storage: then nothing is planned and `None` returned, for the caller
+    /// to submit it from a thread that may block.
+    pub fn submit_unless<O>(
+        &self,
+        defer: impl FnOnce(&S) -> bool,
+        plan: impl FnOnce(&S) -> Result<Plan<S::Mutation, O>, StoreError>,
+    ) -> Result<Option<(O, u64)>, StoreError> {
+        let mut image = lock(&self.shared.image);
+        if let Some(error) = &image.poisoned {
+            return Err(error.clone());
+        }
+        if defer(&image.state) {
+            return Ok(None);
+        }
+        let (mutation, answer) = plan(&image.state)?;
+        let Some(mutation) = mutation else {
+            // A no-op may answer from state not yet durable (a stamped retry of a commit
+            // still being synced): wait for everything queued.
+            return Ok(Some((answer, image.queued)));
+        };
+        let frame = self.frame(&mutation)?;
+        let seq = image.queued + 1;
+        self.send(Job::Append { seq, frame })?;
+        image.queued = seq;
+        image.state.apply_mutation(&mutation);
+        Ok(Some((answer, seq)))
+    }
+
+    /// One log frame holding `mutation`, or `InvalidInput` when it exceeds the record limit.
+    fn frame(&self, mutation: &S::Mutation) -> Result<Vec<u8>, StoreError> {
         let payload = format::encode(mutation)?;
-        let limit = self.options.max_record_bytes;
+        let limit = self.shared.options.max_record_bytes;
         if payload.len() as u64 > limit {
             return Err(StoreError::InvalidInput(format!(
                 "write of {} bytes exceeds the limit max_record_bytes = {limit}",
@@ -398,141 +538,362 @@ impl<S: Image> Engine<S> {
         }
         let mut frame = Vec::with_capacity(payload.len() + format::FRAME_HEADER_LEN);
         format::push_frame(&mut frame, &payload);
-        let end = inner.log_len + frame.len() as u64;
-        if end > inner.log_alloc {
-            let grown = end + PREALLOCATE_BYTES;
-            let zeros = vec![0u8; (grown - inner.log_alloc) as usize];
-            inner
-                .log
-                .write_all_at(&zeros, inner.log_alloc)
-                .map_err(io(format_args!("preallocate log in {}", self.dir.display())))?;
-            inner.log_alloc = grown;
-        }
-        if let Err(error) = inner.log.write_all_at(&frame, inner.log_len) {
-            // Cut a partial write back off so it can never look like a damaged record later.
-            match inner.log.set_len(inner.log_len) {
-                Ok(()) => inner.log_alloc = inner.log_len,
-                Err(cut) => {
-                    inner.poisoned = Some(StoreError::Unavailable(format!(
-                        "log write failed ({error}) and could not be undone ({cut}); reopen"
-                    )));
-                }
-            }
-            return Err(StoreError::io(format!("append to {}", self.dir.display()), error));
-        }
-        inner.log_len = end;
-        Ok(self.appended.fetch_add(1, Ordering::SeqCst) + 1)
+        Ok(frame)
     }
 
-    /// Blocks until record `lsn` is durable. Group commit: one caller at a time runs
-    /// `fdatasync` and covers every record appended before it started; the others wait.
-    fn wait_durable(&self, lsn: u64) -> Result<(), StoreError> {
-        if !self.options.sync.syncs() || self.durable.load(Ordering::SeqCst) >= lsn {
+    /// Resolves once record `seq` is acknowledged by the log writer (written, and with
+    /// `SyncPolicy::Always` `fdatasync`ed), or fails when the writer failed before it. Never
+    /// blocks a thread; dropping the future stops the waiting, not the write.
+    pub async fn acknowledged(&self, seq: u64) -> Result<(), StoreError> {
+        if self.shared.acknowledged.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        let mut sync = lock(&self.sync);
-        loop {
-            if sync.synced >= lsn {
-                return Ok(());
+        let mut progress = self.shared.progress.subscribe();
+        let progress = progress
+            .wait_for(|progress| progress.acknowledged >= seq || progress.failed.is_some())
+            .await
+            .map_err(|_| writer_gone())?;
+        match &progress.failed {
+            Some(reason) if progress.acknowledged < seq => {
+                Err(StoreError::Unavailable(reason.clone()))
             }
-            if let Some(reason) = &sync.failed {
-                return Err(StoreError::Unavailable(reason.clone()));
-            }
-            if sync.syncing {
-                sync = self.synced.wait(sync).unwrap_or_else(|poisoned| poisoned.into_inner());
-                continue;
-            }
-            sync.syncing = true;
-            let target = self.appended.load(Ordering::SeqCst);
-            let log = sync.log.clone();
-            drop(sync);
-            let result = log.sync_data();
-            sync = lock(&self.sync);
-            sync.syncing = false;
-            match result {
-                Ok(()) => {
-                    sync.synced = sync.synced.max(target);
-                    self.durable.store(sync.synced, Ordering::SeqCst);
-                }
-                // After a failed fdatasync the kernel may have dropped the dirty pages: the
-                // in-memory image can no longer be trusted to match the disk.
-                Err(error) => {
-                    sync.failed = Some(format!("fdatasync of the log failed: {error}; reopen"));
-                }
-            }
-            self.synced.notify_all();
+            _ => Ok(()),
         }
     }
 
     /// Makes every later call on this engine fail with `error` (used when the store's
     /// directory is deleted under live handles).
     pub fn retire(&self, error: StoreError) {
-        lock(&self.inner).poisoned = Some(error);
+        lock(&self.shared.image).poisoned = Some(error);
+    }
+
+    /// Asks the log writer to fold the log into a new snapshot; `reply` is called with the
+    /// outcome, on the writer's thread.
+    fn request_compaction(&self, reply: Reply) -> Result<(), StoreError> {
+        self.send(Job::Compact(reply))
     }
 
     /// Folds the log into a new snapshot and starts a new log segment (crash-safe at every
-    /// step; see the crate docs). The image is encoded under the lock; file writes are not.
+    /// step; see the crate docs), blocking the calling thread until it is done.
     pub fn compact(&self) -> Result<(), StoreError> {
-        self.compact_if(|_, _| true)
+        let (done, outcome) = mpsc::channel();
+        self.request_compaction(Box::new(move |result| {
+            let _ = done.send(result);
+        }))?;
+        outcome.recv().map_err(|_| writer_gone())?
     }
 
-    /// True when the live segment has outgrown both the minimum and the last snapshot.
-    fn log_is_long(&self, inner: &Inner<S>) -> bool {
-        inner.log_len > self.options.compact_min_log_bytes.max(inner.snapshot_len)
+    /// [`Self::compact`], awaited instead of blocking.
+    pub async fn compact_async(&self) -> Result<(), StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.request_compaction(Box::new(move |result| {
+            let _ = done.send(result);
+        }))?;
+        outcome.await.map_err(|_| writer_gone())?
+    }
+}
+
+/// Closes the job queue and waits for the log writer to finish what was queued (normally
+/// nothing: every caller awaits its write; a compaction in progress completes first), so
+/// that the lock is released when the last handle is dropped.
+impl<S: Image> Drop for Engine<S> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl<S: Image> LogWriter<S> {
+    /// Serves jobs until every engine handle is gone: takes whatever is queued, writes it,
+    /// syncs once for all of it (group commit), acknowledges; starts a compaction when asked
+    /// or when the live segment has grown past the threshold, and installs its result when it
+    /// is done.
+    fn run(mut self) {
+        loop {
+            let job = match &self.compaction {
+                None => self.jobs.recv().ok(),
+                // While a compaction runs, look in on it now and then even when idle.
+                Some(_) => match self.jobs.recv_timeout(COMPACTION_POLL) {
+                    Ok(job) => Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            if self.compaction.is_none() && job.is_none() {
+                break; // every handle is gone
+            }
+            if let Some(job) = job {
+                self.take(job);
+            }
+            while let Ok(job) = self.jobs.try_recv() {
+                self.take(job);
+            }
+            self.settle();
+            if self.compaction.as_ref().is_some_and(JoinHandle::is_finished) {
+                self.install();
+            }
+            if self.compaction.is_none() && (!self.replies.is_empty() || self.log_is_long()) {
+                self.start_compaction();
+            }
+        }
+        if self.compaction.is_some() {
+            self.install();
+        }
     }
 
-    /// Compacts when `needed` still holds once this caller has the compaction to itself (so
-    /// writers that crossed the threshold together compact once).
-    fn compact_if(&self, needed: impl FnOnce(&Self, &Inner<S>) -> bool) -> Result<(), StoreError> {
-        let _one_at_a_time = lock(&self.compaction);
-        let sync = self.options.sync.syncs();
-        let (section, encoded, first_gen) = {
-            let mut inner = lock(&self.inner);
-            if let Some(error) = &inner.poisoned {
-                return Err(error.clone());
-            }
-            if !needed(self, &inner) {
-                return Ok(());
-            }
-            let mut sync_state = lock(&self.sync);
-            if sync {
-                inner.log.sync_data().map_err(io("fdatasync log before compaction"))?;
-            }
-            let new_gen = inner.log_gen + 1;
-            let name = log_name(new_gen);
-            write_atomically(&self.dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
-            let log = Arc::new(open_for_writing(&self.dir.join(&name))?);
-            sync_state.synced = self.appended.load(Ordering::SeqCst);
-            self.durable.store(sync_state.synced, Ordering::SeqCst);
-            sync_state.log = log.clone();
-            drop(sync_state);
-            inner.log = log;
-            inner.log_gen = new_gen;
-            inner.log_len = FILE_HEADER_LEN as u64;
-            inner.log_alloc = inner.log_len;
-            let section = inner.state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
-            let image = SnapshotOut { first_log_gen: new_gen, state: &inner.state };
-            (section, format::encode(&image)?, new_gen)
-        };
-        let header = format::file_header(FileKind::Snapshot);
-        let mut record = Vec::with_capacity(format::FRAME_HEADER_LEN + encoded.len());
-        format::push_frame(&mut record, &encoded);
-        write_atomically(&self.dir, SNAPSHOT_FILE, &[&header, &section, &record], sync)?;
-        lock(&self.inner).snapshot_len = (header.len() + section.len() + record.len()) as u64;
-        for old in list_logs(&self.dir)?.into_iter().filter(|&g| g < first_gen) {
-            let path = self.dir.join(log_name(old));
-            fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
+    /// Acknowledges what was written; on a failure, poisons the image.
+    fn settle(&mut self) {
+        self.acknowledge();
+        if self.failure.is_some() {
+            let shared = self.shared.clone();
+            self.poison(&mut lock(&shared.image));
         }
-        if sync {
-            sync_dir(&self.dir)?;
+    }
+
+    /// Writes a queued record (unless writing has failed), or notes a compaction request.
+    /// While a compaction runs, the records written are kept for its installation.
+    fn take(&mut self, job: Job) {
+        match job {
+            Job::Append { seq, frame } => {
+                if self.failure.is_some() {
+                    return;
+                }
+                match self.append(&frame) {
+                    Ok(()) => self.written = seq,
+                    Err(reason) => self.failure = Some(reason),
+                }
+                if let Some(frames) = &mut self.since_rotation {
+                    frames.push(frame);
+                }
+            }
+            Job::Compact(reply) => self.replies.push(reply),
         }
+    }
+
+    /// Writes one frame at the end of the live segment, preallocating as needed.
+    fn append(&mut self, frame: &[u8]) -> Result<(), String> {
+        let end = self.log_len + frame.len() as u64;
+        if end > self.log_alloc {
+            let grown = end + PREALLOCATE_BYTES;
+            let zeros = vec![0u8; (grown - self.log_alloc) as usize];
+            self.log
+                .write_all_at(&zeros, self.log_alloc)
+                .map_err(|error| format!("preallocating the log failed: {error}"))?;
+            self.log_alloc = grown;
+        }
+        self.log
+            .write_all_at(frame, self.log_len)
+            .map_err(|error| format!("appending to the log failed: {error}"))?;
+        self.log_len = end;
         Ok(())
     }
+
+    /// Makes every record written so far durable with one `fdatasync` (after the drill
+    /// delay, when one is set) and acknowledges them.
+    fn acknowledge(&mut self) {
+        if self.failure.is_some()
+            || self.written <= self.shared.acknowledged.load(Ordering::Acquire)
+        {
+            return;
+        }
+        if let Some(delay) = self.shared.options.write_delay {
+            std::thread::sleep(delay);
+        }
+        if self.shared.options.sync.syncs()
+            && let Err(error) = self.log.sync_data()
+        {
+            self.failure = Some(format!("fdatasync of the log failed: {error}"));
+            return;
+        }
+        let written = self.written;
+        self.shared.acknowledged.store(written, Ordering::Release);
+        self.shared.progress.send_modify(|progress| progress.acknowledged = written);
+    }
+
+    /// After a failed write or sync: the image holds records the log may not (and after a
+    /// failed `fdatasync` the kernel may have dropped dirty pages), so every later call fails
+    /// until the store is reopened; waiters of unacknowledged records get the reason.
+    fn poison(&self, image: &mut ImageState<S>) {
+        let Some(reason) = &self.failure else { return };
+        let reason = format!("{reason}; reopen the store");
+        image.poisoned = Some(StoreError::Unavailable(reason.clone()));
+        self.shared.progress.send_modify(|progress| progress.failed = Some(reason));
+    }
+
+    /// True when the live segment has outgrown the compaction threshold.
+    fn log_is_long(&self) -> bool {
+        self.log_len > self.shared.options.compact_min_log_bytes
+    }
+
+    /// Compaction steps 1–2, on this thread: seals the live segment `log.N` (everything
+    /// written is already `fdatasync`ed by [`Self::settle`]) and switches appends to a new
+    /// `log.N+1`. Then starts the background thread for steps 3–4, which rebuilds the image
+    /// of the sealed segments from the files and writes the snapshot; the compactions asked
+    /// for are answered once it is durable.
+    fn start_compaction(&mut self) {
+        let replies = std::mem::take(&mut self.replies);
+        let refuse = |replies: Vec<Reply>, error: StoreError| {
+            replies.into_iter().for_each(|reply| reply(Err(error.clone())));
+        };
+        if let Some(error) = lock(&self.shared.image).poisoned.clone() {
+            return refuse(replies, error);
+        }
+        if let Err(error) = self.rotate() {
+            return refuse(replies, error);
+        }
+        let dir = self.shared.dir.clone();
+        let sync = self.shared.options.sync.syncs();
+        let sealed = self.log_gen - 1;
+        // A compaction someone asked for (`vacuum`, `compact`) rewrites every body, so that
+        // the space of removed data comes back.
+        let full = !replies.is_empty();
+        let work = move || {
+            let outcome = compact_sealed::<S>(&dir, sealed, full, sync);
+            let answer = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+            replies.into_iter().for_each(|reply| reply(answer.clone()));
+            outcome
+        };
+        // Without a thread to be had, the callers that asked see their reply dropped (an
+        // error); the size trigger tries again after a later write.
+        let thread = std::thread::Builder::new().name("strata-file-compact".into()).spawn(work);
+        if let Ok(thread) = thread {
+            self.compaction = Some(thread);
+            self.since_rotation = Some(Vec::new());
+        }
+    }
+
+    /// Creates `log.N+1` (temporary file, fsync, rename, directory fsync) and appends there
+    /// from now on.
+    fn rotate(&mut self) -> Result<(), StoreError> {
+        let dir = &self.shared.dir;
+        let sync = self.shared.options.sync.syncs();
+        let name = log_name(self.log_gen + 1);
+        write_atomically(dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
+        self.log = open_for_writing(&dir.join(&name))?;
+        self.log_gen += 1;
+        self.log_len = FILE_HEADER_LEN as u64;
+        self.log_alloc = self.log_len;
+        Ok(())
+    }
+
+    /// Installs a finished compaction: the rebuilt image (on the new snapshot) catches up on
+    /// the records written since the rotation, most of them outside the image lock and the
+    /// last few under it, and replaces the live image. The live image stays as it is when the
+    /// compaction failed (it is still right; the next trigger tries again) or the store is
+    /// poisoned.
+    fn install(&mut self) {
+        let Some(thread) = self.compaction.take() else { return };
+        let rebuilt = thread
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Backend("the compaction thread panicked".into())));
+        let mut frames = self.since_rotation.take().unwrap_or_default();
+        let Ok(mut state) = rebuilt else { return };
+        if replay(&mut state, &frames).is_err() {
+            return;
+        }
+        let replayed = frames.len();
+        let shared = self.shared.clone();
+        let mut image = lock(&shared.image);
+        // Records queued before the lock was taken are in the live image: write them, and
+        // replay them onto the rebuilt one too.
+        self.since_rotation = Some(Vec::new());
+        while let Ok(job) = self.jobs.try_recv() {
+            self.take(job);
+        }
+        frames.extend(self.since_rotation.take().unwrap_or_default());
+        if image.poisoned.is_none() && replay(&mut state, &frames[replayed..]).is_ok() {
+            image.state = state;
+        }
+        drop(image);
+        self.settle();
+    }
+}
+
+/// How often the log writer looks in on a running compaction while no write arrives.
+const COMPACTION_POLL: Duration = Duration::from_millis(5);
+
+/// Applies the records of `frames` (as the log writer wrote them) to `state`.
+fn replay<S: Image>(state: &mut S, frames: &[Vec<u8>]) -> Result<(), StoreError> {
+    for frame in frames {
+        let mutation: S::Mutation = format::decode("log", 0, &frame[format::FRAME_HEADER_LEN..])?;
+        state.apply_mutation(&mutation);
+    }
+    Ok(())
+}
+
+/// Compaction steps 3–4, off the log writer: rebuilds the image of the segments up to and
+/// including `sealed` from the files (the snapshot, then those segments), encodes it as a new
+/// snapshot naming `sealed + 1` as its first segment (writing the section files it adds
+/// first; every body anew with `full`), writes it (temporary file, fsync, rename, directory
+/// fsync), deletes the older segments and the section files it no longer uses, and returns
+/// the image opened on the new snapshot (its sections read lazily, as after an open).
+fn compact_sealed<S: Image>(
+    dir: &Path,
+    sealed: u64,
+    full: bool,
+    sync: bool,
+) -> Result<S, StoreError> {
+    let state = recover::<S>(dir, Some(sealed))?.state;
+    let first_gen = sealed + 1;
+    let sections = state.seal_sections(dir, first_gen, full, sync)?;
+    let encoded = format::encode(&SnapshotOut { first_log_gen: first_gen, state: &state })?;
+    drop(state);
+    write_snapshot(dir, &sections, &encoded, first_gen, sync)?;
+    drop((sections, encoded));
+    let (image, sections, _) = read_snapshot::<S>(dir)?;
+    remove_unused_section_files::<S>(dir, &S::section_files(&sections))?;
+    let mut state = image.state;
+    state.attach_sections(sections);
+    Ok(state)
+}
+
+/// Deletes the section files of `dir` not named in `keep` (leftovers of a compaction that
+/// did not finish, or files a newer snapshot no longer uses).
+fn remove_unused_section_files<S: Image>(dir: &Path, keep: &[String]) -> Result<(), StoreError> {
+    for entry in fs::read_dir(dir).map_err(io(format_args!("list {}", dir.display())))? {
+        let entry = entry.map_err(io(format_args!("list {}", dir.display())))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(S::SECTION_FILE_PREFIX)
+            && !name.ends_with(TMP_SUFFIX)
+            && !keep.iter().any(|kept| kept == name)
+        {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Compaction steps 3–4, off the log writer: writes the snapshot (temporary file, fsync,
+/// rename, directory fsync) naming `first_gen` as its first segment, then deletes the older
+/// segments. Returns the snapshot's length.
+fn write_snapshot(
+    dir: &Path,
+    section: &[u8],
+    encoded: &[u8],
+    first_gen: u64,
+    sync: bool,
+) -> Result<u64, StoreError> {
+    let header = format::file_header(FileKind::Snapshot);
+    let mut record = Vec::with_capacity(format::FRAME_HEADER_LEN + encoded.len());
+    format::push_frame(&mut record, encoded);
+    write_atomically(dir, SNAPSHOT_FILE, &[&header, section, &record], sync)?;
+    for old in list_logs(dir)?.into_iter().filter(|&g| g < first_gen) {
+        let path = dir.join(log_name(old));
+        fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
+    }
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok((header.len() + section.len() + record.len()) as u64)
 }
 
 impl<S: Image> std::fmt::Debug for Engine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Engine({})", self.dir.display())
+        write!(f, "Engine({})", self.shared.dir.display())
     }
 }
 
@@ -546,25 +907,41 @@ mod tests {
 
     impl Image for Numbers {
         type Mutation = u64;
-        type Section = ();
+        type Sections = ();
+        const SECTION_FILE_PREFIX: &'static str = "numbers.";
         fn apply_mutation(&mut self, mutation: &u64) {
             self.0.push(*mutation);
         }
-        fn seal_section(&mut self, _: &str, _: u64) -> Result<Bytes, StoreError> {
-            Ok(Bytes::new())
+        fn seal_sections(&self, _: &Path, _: u64, _: bool, _: bool) -> Result<Vec<u8>, StoreError> {
+            Ok(Vec::new())
         }
-        fn open_section(_: &File, _: &str, _: u64, _: u64) -> Result<((), u64), StoreError> {
+        fn open_sections(
+            _: &Path,
+            _: &File,
+            _: &str,
+            _: u64,
+            _: u64,
+        ) -> Result<((), u64), StoreError> {
             Ok(((), 0))
         }
-        fn attach_section(&mut self, (): ()) {}
+        fn section_files((): &()) -> Vec<String> {
+            Vec::new()
+        }
+        fn attach_sections(&mut self, (): ()) {}
+    }
+
+    /// Awaits `future` on a throwaway current-thread runtime.
+    fn wait<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
     }
 
     fn push(engine: &Engine<Numbers>, value: u64) {
-        engine.write(|_| Ok((Some(value), ()))).unwrap();
+        let ((), seq) = engine.submit(|_| Ok((Some(value), ()))).unwrap();
+        wait(engine.acknowledged(seq)).unwrap();
     }
 
     fn numbers(engine: &Engine<Numbers>) -> Vec<u64> {
-        engine.read(|image| image.0.clone()).unwrap()
+        engine.read(|image| image.0.clone()).unwrap().0
     }
 
     fn small_log() -> FileStoreOptions {
@@ -654,7 +1031,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = FileStoreOptions::default().with_max_record_bytes(4);
         let engine = Engine::<Numbers>::open(dir.path(), options).unwrap();
-        let error = engine.write(|_| Ok((Some(u64::MAX), ()))).unwrap_err();
+        let error = engine.submit(|_| Ok((Some(u64::MAX), ()))).unwrap_err();
         assert!(error.to_string().contains("max_record_bytes = 4"), "{error}");
         push(&engine, 7);
         assert_eq!(numbers(&engine), vec![7]);

@@ -11,7 +11,9 @@ use strata_core::StoreError;
 /// First eight bytes of every file this crate writes.
 pub const MAGIC: [u8; 8] = *b"STRATAFS";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest snapshot version this build reads (version 3 added the stamp section).
+pub const OLDEST_SNAPSHOT_VERSION: u32 = 3;
 /// Size of the file header: magic, format version, file kind.
 pub const FILE_HEADER_LEN: usize = 16;
 /// Size of a record frame header: payload length, payload CRC, header CRC.
@@ -22,8 +24,11 @@ pub const FRAME_HEADER_LEN: usize = 16;
 pub enum FileKind {
     /// A log segment: a sequence of mutation records.
     Log = 1,
-    /// A snapshot: a graph section, then one record holding the rest of the state image.
+    /// A snapshot: a graph section, a stamp section, then one record holding the rest of the
+    /// state image.
     Snapshot = 2,
+    /// A body file: node and stamp bodies the snapshot's sections point into.
+    Bodies = 3,
 }
 
 impl FileKind {
@@ -32,6 +37,7 @@ impl FileKind {
         match self {
             Self::Log => "strata-file log",
             Self::Snapshot => "strata-file snapshot",
+            Self::Bodies => "strata-file bodies",
         }
     }
 }
@@ -51,9 +57,10 @@ pub fn corrupt(file: &str, offset: u64, detail: impl Into<String>) -> StoreError
 }
 
 /// Checks the header of `bytes` (the start of the file named `file`) is a header of `kind`
-/// this build reads. A newer format version, or a version-1 snapshot (whose graph was not a
-/// separate section), is [`StoreError::UnsupportedRecordSchemaVersion`]; log segments of
-/// versions 1 and 2 are the same.
+/// this build reads. A newer format version, or a snapshot older than
+/// [`OLDEST_SNAPSHOT_VERSION`] (version 1 had no graph section, version 2 no stamp section),
+/// is [`StoreError::UnsupportedRecordSchemaVersion`]; log segments of versions 1 to 3 are the
+/// same.
 pub fn check_file_header(file: &str, bytes: &[u8], kind: FileKind) -> Result<(), StoreError> {
     if bytes.len() < FILE_HEADER_LEN {
         return Err(corrupt(file, 0, format!("file header truncated ({} bytes)", bytes.len())));
@@ -62,7 +69,8 @@ pub fn check_file_header(file: &str, bytes: &[u8], kind: FileKind) -> Result<(),
         return Err(corrupt(file, 0, "bad magic: not a strata-file file"));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version > FORMAT_VERSION || (kind == FileKind::Snapshot && version == 1) {
+    let too_old = kind != FileKind::Log && (1..OLDEST_SNAPSHOT_VERSION).contains(&version);
+    if version > FORMAT_VERSION || too_old {
         return Err(StoreError::UnsupportedRecordSchemaVersion {
             record_kind: kind.name().to_owned(),
             actual: version,
@@ -223,6 +231,104 @@ pub fn read_at(file: &File, name: &str, offset: u64, len: usize) -> Result<Vec<u
     Ok(buffer)
 }
 
+/// `base` (the graph or stamp base under a state's overlay) as the section type `T` this crate
+/// made; a base of another backend is a `Backend` error naming `what`.
+pub(crate) fn own_base<'a, T: 'static>(
+    base: Option<&'a dyn std::any::Any>,
+    what: &str,
+) -> Result<Option<&'a T>, StoreError> {
+    base.map(|base| {
+        base.downcast_ref::<T>().ok_or_else(|| {
+            StoreError::Backend(format!("the {what} base was not made by strata-file"))
+        })
+    })
+    .transpose()
+}
+
+/// The little-endian `u16` at `at` of `bytes`.
+pub(crate) fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// The little-endian `u32` at `at` of `bytes`.
+pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The little-endian `u64` at `at` of `bytes`.
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Size of the header of a snapshot's sections (graph and stamps): magic (8 bytes), entry
+/// count `u64`, a length `u64` the section defines (the graph's ids region; zero for stamps),
+/// eight zero bytes, CRC-32 of the table `u32`, CRC-32 of the preceding 36 bytes `u32`.
+pub const SECTION_HEADER_LEN: usize = 40;
+
+/// Lays out a section: its header (see [`SECTION_HEADER_LEN`]), then `table`.
+pub(crate) fn section_bytes(magic: &[u8; 8], count: u64, length: u64, table: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SECTION_HEADER_LEN + table.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&crc32fast::hash(table).to_le_bytes());
+    let header_crc = crc32fast::hash(&out);
+    out.extend_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(table);
+    out
+}
+
+/// A section read back by [`read_section`].
+pub(crate) struct SectionRead {
+    /// Entry count.
+    pub(crate) count: usize,
+    /// The table, checked against its CRC.
+    pub(crate) table: Vec<u8>,
+    /// File offset of the table.
+    pub(crate) table_offset: u64,
+    /// Length of the whole section.
+    pub(crate) len: u64,
+}
+
+/// Reads the section (`what`: "graph", "stamp") at `offset` of `file` (named `name`,
+/// `file_len` bytes long): checks its magic, header CRC and sizes (`table_len` gives the
+/// table's length from the count and the length field, `None` when out of range), that it
+/// ends within the file, and its table's CRC.
+pub(crate) fn read_section(
+    file: &File,
+    name: &str,
+    offset: u64,
+    file_len: u64,
+    (magic, what): (&[u8; 8], &str),
+    table_len: impl FnOnce(u64, u64) -> Option<u64>,
+) -> Result<SectionRead, StoreError> {
+    let header = read_at(file, name, offset, SECTION_HEADER_LEN)?;
+    if header[..8] != magic[..] {
+        return Err(corrupt(name, offset, format!("bad {what} section magic")));
+    }
+    if crc32fast::hash(&header[..36]) != u32_at(&header, 36) {
+        return Err(corrupt(name, offset, format!("{what} section header checksum mismatch")));
+    }
+    let (count, length) = (u64_at(&header, 8), u64_at(&header, 16));
+    let table_offset = offset + SECTION_HEADER_LEN as u64;
+    let table_len = usize::try_from(count)
+        .ok()
+        .filter(|&count| count <= u32::MAX as usize)
+        .and(table_len(count, length))
+        .and_then(|table_len| usize::try_from(table_len).ok())
+        .ok_or_else(|| corrupt(name, offset, format!("{what} section sizes out of range")))?;
+    let end = table_offset
+        .checked_add(table_len as u64)
+        .filter(|&end| end <= file_len)
+        .ok_or_else(|| corrupt(name, offset, format!("{what} section runs past the end")))?;
+    let table = read_at(file, name, table_offset, table_len)?;
+    if crc32fast::hash(&table) != u32_at(&header, 32) {
+        return Err(corrupt(name, table_offset, format!("{what} table checksum mismatch")));
+    }
+    Ok(SectionRead { count: count as usize, table, table_offset, len: end - offset })
+}
+
 /// Reads the record that closes a snapshot file: `bytes` are the file from `offset`, where
 /// the record starts, to its end. A snapshot is written whole and renamed into place, so any
 /// damage is corruption, never a torn tail.
@@ -302,7 +408,7 @@ mod tests {
         bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         assert!(matches!(
             scan_log("log", &bytes),
-            Err(StoreError::UnsupportedRecordSchemaVersion { actual: 3, expected: 2, .. })
+            Err(StoreError::UnsupportedRecordSchemaVersion { actual: 4, expected: 3, .. })
         ));
     }
 

@@ -1,7 +1,10 @@
 //! Crash harness: a child process commits in a loop and reports each acknowledged commit;
 //! the parent SIGKILLs it at random moments, reopens the store, and checks that every
 //! acknowledged commit is there, that no commit is half-applied, and that the store keeps
-//! working. 50 kills by default; set `STRATA_CRASH_KILLS` for more.
+//! working. Two workloads: small commits over small segments (kills land anywhere, also in
+//! compactions), and larger commits over tiny segments so that a background compaction is
+//! running nearly all the time (the harness checks that kills did land in one). 50 kills each
+//! by default; set `STRATA_CRASH_KILLS` for more.
 
 mod common;
 
@@ -15,11 +18,17 @@ use strata_file::{FileStore, FileStoreOptions};
 use common::*;
 
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD_DIR";
+const PAYLOAD_ENV: &str = "STRATA_CRASH_PAYLOAD";
 const SESSION: &str = "crash";
 
 /// Small segments, so that kills also land inside compactions.
 fn options() -> FileStoreOptions {
     FileStoreOptions::default().with_compact_min_log_bytes(16 << 10)
+}
+
+/// Node payload bytes of the child's commits.
+fn payload_len() -> usize {
+    std::env::var(PAYLOAD_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(200)
 }
 
 /// The child's side: not a test of its own (ignored; the parent starts it with `--ignored`).
@@ -33,7 +42,8 @@ fn crash_child() {
         let mut out = std::io::stdout().lock();
         loop {
             revision += 1;
-            store.commit_runtime_state(nth_commit(SESSION, revision, 200)).await.expect("commit");
+            let commit = nth_commit(SESSION, revision, payload_len());
+            store.commit_runtime_state(commit).await.expect("commit");
             writeln!(out, "ack {revision}").and_then(|()| out.flush()).expect("report");
         }
     });
@@ -41,12 +51,48 @@ fn crash_child() {
 
 #[test]
 fn acknowledged_commits_survive_sigkill() {
+    let in_compaction = kill_rounds(200);
+    println!("kills during a compaction: {in_compaction}");
+}
+
+#[test]
+fn acknowledged_commits_survive_sigkill_during_background_compaction() {
+    // 4 KiB nodes over 16 KiB segments: a compaction starts every few commits and copies a
+    // graph that keeps growing, so one is nearly always running when the kill lands.
+    let in_compaction = kill_rounds(4 << 10);
+    assert!(in_compaction > 0, "no kill landed during a background compaction");
+}
+
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn log_segments(dir: &std::path::Path) -> usize {
+    file_names(dir).iter().filter(|name| name.starts_with("log.")).count()
+}
+
+/// True when `dir` shows a compaction under way: a file being written, or a sealed segment
+/// not yet folded into a snapshot next to the live one.
+fn compaction_under_way(dir: &std::path::Path) -> bool {
+    file_names(dir).iter().any(|name| name.ends_with(".tmp")) || log_segments(dir) > 1
+}
+
+/// Runs the kill rounds with `payload` bytes per node; returns how many kills landed while
+/// a compaction was under way.
+fn kill_rounds(payload: usize) -> usize {
     let kills: usize =
         std::env::var("STRATA_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let mut acknowledged = 0;
+    let mut in_compaction = 0;
     for round in 0..kills {
-        let mut process = child("crash_child", &[(CHILD_ENV, dir.path())]).spawn().unwrap();
+        let mut process = child("crash_child", &[(CHILD_ENV, dir.path())])
+            .env(PAYLOAD_ENV, payload.to_string())
+            .spawn()
+            .unwrap();
         let stdout = process.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
             let mut last = None;
@@ -58,6 +104,11 @@ fn acknowledged_commits_survive_sigkill() {
         std::thread::sleep(Duration::from_millis(fastrand::u64(5..60)));
         process.kill().unwrap(); // SIGKILL
         process.wait().unwrap();
+        in_compaction += usize::from(compaction_under_way(dir.path()));
+        // Compactions keep succeeding: the chain never grows past the sealed segment being
+        // folded, the live one, and one not yet deleted.
+        let segments = log_segments(dir.path());
+        assert!(segments <= 3, "round {round}: {segments} log segments");
         if let Some(last) = reader.join().unwrap() {
             acknowledged = last;
         }
@@ -78,4 +129,5 @@ fn acknowledged_commits_survive_sigkill() {
         assert_eq!(check_linear_history(&store).await, next);
     });
     assert!(acknowledged > 0, "the child never acknowledged a commit");
+    in_compaction
 }

@@ -101,27 +101,30 @@ fn files_of_a_newer_format_version_are_refused_with_the_schema_error() {
 }
 
 #[test]
-fn version_1_logs_are_read_and_version_1_snapshots_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
-    run(store.commit_runtime_state(nth_commit("s", 1, 8))).unwrap();
-    drop(store);
-    // Version 2 changed the snapshot only: a version-1 log segment reads as it is.
-    set_version(&dir.path().join("log.0"), 1);
-    let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
-    assert_eq!(run(check_linear_history(&store)), 1);
-    store.compact().unwrap();
-    drop(store);
-    set_version(&dir.path().join("snapshot"), 1);
-    let error = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            StoreError::UnsupportedRecordSchemaVersion { actual: 1, expected, .. }
-                if expected == FORMAT_VERSION
-        ),
-        "{error}"
-    );
+fn older_logs_are_read_and_older_snapshots_refused() {
+    for old in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
+        run(store.commit_runtime_state(nth_commit("s", 1, 8))).unwrap();
+        drop(store);
+        // Versions 2 and 3 changed the snapshot only: older log segments read as they are.
+        set_version(&dir.path().join("log.0"), old);
+        let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
+        assert_eq!(run(check_linear_history(&store)), 1);
+        store.compact().unwrap();
+        drop(store);
+        // A version-2 snapshot has no stamp section (version 1 no graph section either).
+        set_version(&dir.path().join("snapshot"), old);
+        let error = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StoreError::UnsupportedRecordSchemaVersion { actual, expected, .. }
+                    if actual == old && expected == FORMAT_VERSION
+            ),
+            "version {old}: {error}"
+        );
+    }
 }
 
 #[test]

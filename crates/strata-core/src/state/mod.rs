@@ -30,6 +30,7 @@
 mod graph;
 mod manifest;
 mod queue;
+mod stamps;
 #[cfg(test)]
 mod tests;
 
@@ -42,8 +43,10 @@ use serde::{Deserialize, Serialize};
 pub use graph::{GraphBase, StoredGraph, StoredNode};
 pub use manifest::{ManifestMutation, ManifestState};
 pub use queue::{ClaimHold, QueueMutation, QueueState, StoredBatch};
+pub use stamps::{StampBase, StoredStamps};
 
 use graph::GraphState;
+use stamps::StampState;
 
 use crate::call::{Request, Response};
 use crate::error::StoreError;
@@ -146,9 +149,11 @@ pub enum Mutation {
 
 /// Everything one store holds (see the module docs for the plan/apply discipline).
 ///
-/// Its serde form holds everything **but the graph**: a durable backend stores the graph
-/// separately, from [`SessionState::stored_graph`], and puts it back as a [`GraphBase`] with
-/// [`SessionState::rebase_graph`] (see the graph module docs).
+/// Its serde form holds everything **but the graph and the turn stamps**, the two parts that
+/// grow with a session's age: a durable backend stores them separately, from
+/// [`SessionState::stored_graph`] and [`SessionState::stored_stamps`], and puts them back as a
+/// [`GraphBase`] and a [`StampBase`] with [`SessionState::rebase_graph`] and
+/// [`SessionState::rebase_stamps`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionState {
     head: Option<Head>,
@@ -158,7 +163,8 @@ pub struct SessionState {
     /// Merged usage: source → model → counters.
     usage: BTreeMap<String, BTreeMap<String, TokenUsage>>,
     /// Turn stamps: session → turn id → record.
-    stamps: HashMap<String, HashMap<String, StampRecord>>,
+    #[serde(skip)]
+    stamps: StampState,
     meta: Option<SessionMeta>,
     queue: QueueState,
     manifest: ManifestState,
@@ -288,9 +294,47 @@ impl SessionState {
         self.graph.rebase(base);
     }
 
+    /// Every turn stamp (the base named, the overlay's listed): what a durable backend writes
+    /// as the stamps of a snapshot.
+    pub fn stored_stamps(&self) -> StoredStamps<'_> {
+        self.stamps.stored()
+    }
+
+    /// Replaces the stamps by `base`, which must hold exactly what [`Self::stored_stamps`]
+    /// described.
+    pub fn rebase_stamps(&mut self, base: Arc<dyn StampBase>) {
+        self.stamps.rebase(base);
+    }
+
+    /// Whether planning `request` may read a stored stamp from the stamp base (a stamped
+    /// commit whose turn the base may hold: a retry), which a durable backend reads from
+    /// storage. Every other plan uses memory alone.
+    pub fn plan_touches_base(&self, request: &Request<'_>) -> bool {
+        match request {
+            Request::CommitRuntimeState { commit } => {
+                commit.turn_commit.as_ref().is_some_and(|stamp| {
+                    stamp.session_id == commit.session_id
+                        && self.stamps.lookup_reads_base(&stamp.session_id, &stamp.turn_id)
+                })
+            }
+            _ => false,
+        }
+    }
+
     /// `load_session_meta`: the last saved record.
     pub fn load_session_meta(&self) -> Option<SessionMeta> {
         self.meta.clone()
+    }
+
+    /// Whether serving the read `request` may materialize nodes from the graph's base, which a
+    /// durable backend reads from storage (so it serves such a read off its async callers'
+    /// threads). Every other read is answered from memory alone.
+    pub fn read_touches_base(&self, request: &Request<'_>) -> bool {
+        match request {
+            Request::LoadNode { node_id } => self.graph.load_reads_base(node_id),
+            Request::LoadSession { .. } => self.head.is_some() && self.graph.has_base_entries(),
+            _ => false,
+        }
     }
 
     /// Serves a read request at `now_ms`; a write request is a `Backend` error (a caller bug).
@@ -418,7 +462,7 @@ impl SessionState {
             if stamp.session_id != *session_id {
                 return Err(conflict());
             }
-            if let Some(record) = self.stamps.get(session_id).and_then(|s| s.get(&stamp.turn_id)) {
+            if let Some(record) = self.stamps.get(session_id, &stamp.turn_id)? {
                 return if record.turn_commit_hash == stamp.turn_commit_hash {
                     Ok(planned(None, record.result.clone()))
                 } else {
@@ -682,10 +726,7 @@ impl SessionState {
         self.queue.remove(session_id, &effects.completed_batch_ids);
         self.manifest.stamp(session_id, &effects.committed_attachment_ids, effects.now_ms);
         if let Some((turn_id, record)) = &effects.stamp {
-            self.stamps
-                .entry(session_id.clone())
-                .or_default()
-                .insert(turn_id.clone(), record.clone());
+            self.stamps.insert(session_id, turn_id, record.clone());
         }
         self.head = Some(effects.head.clone());
     }

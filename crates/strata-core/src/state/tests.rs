@@ -643,3 +643,95 @@ fn active_path_stops_at_hidden_ancestors_and_reports_cycles() {
     assert!(matches!(ids(&state, "x"), Err(StoreError::CorruptData { .. })));
     assert!(state.read(&Request::Vacuum, 0).is_err(), "read refuses a write request");
 }
+
+/// A stamp base holding stamps in a vector, as a durable backend's section would, counting
+/// the records it reads.
+#[derive(Debug, Default)]
+struct VecStamps {
+    stamps: Vec<(String, String, StampRecord)>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl StampBase for VecStamps {
+    fn len(&self) -> usize {
+        self.stamps.len()
+    }
+    fn contains(&self, session_id: &str, turn_id: &str) -> bool {
+        self.stamps.iter().any(|(s, t, _)| s == session_id && t == turn_id)
+    }
+    fn find(&self, session_id: &str, turn_id: &str) -> Result<Option<StampRecord>, StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let found = self.stamps.iter().find(|(s, t, _)| s == session_id && t == turn_id);
+        Ok(found.map(|(_, _, record)| record.clone()))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl VecStamps {
+    /// A new base holding every stamp of `state` (base and overlay), as a compaction writes it.
+    fn of(state: &SessionState) -> Arc<Self> {
+        let stored = state.stored_stamps();
+        let mut stamps: Vec<(String, String, StampRecord)> = stored
+            .overlay
+            .iter()
+            .map(|&(s, t, record)| (s.to_owned(), t.to_owned(), record.clone()))
+            .collect();
+        if let Some(base) = stored.base {
+            let base = base.as_any().downcast_ref::<VecStamps>().expect("a VecStamps base");
+            stamps.extend(base.stamps.iter().cloned());
+        }
+        Arc::new(Self { stamps, reads: Default::default() })
+    }
+}
+
+#[test]
+fn stamps_on_a_base_answer_retries_and_only_retries_read_it() {
+    let mut state = SessionState::new();
+    let first = stamped(append(Some(0), vec![node("a", None)]), "t1");
+    let result = commit(&mut state, first.clone()).unwrap();
+    let base = VecStamps::of(&state);
+    state.rebase_stamps(base.clone());
+    assert!(state.stored_stamps().overlay.is_empty(), "the overlay moved into the base");
+
+    let request =
+        |commit: &RuntimeCommit| Request::CommitRuntimeState { commit: Box::new(commit.clone()) };
+    // A new turn: the base does not hold it, so planning reads nothing from it.
+    let second = stamped(append(Some(1), vec![node("b", Some("a"))]), "t2");
+    assert!(!state.plan_touches_base(&request(&second)));
+    commit(&mut state, second.clone()).unwrap();
+    // A retry of the old turn is answered from the base (one read), applying nothing.
+    assert!(state.plan_touches_base(&request(&first)));
+    assert_eq!(commit(&mut state, first.clone()).unwrap(), result);
+    assert_eq!(base.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(state.head().unwrap().revision, 2);
+    // A retry of the newer turn is answered from the overlay; its conflict too.
+    assert!(!state.plan_touches_base(&request(&second)));
+    assert_eq!(commit(&mut state, second.clone()).unwrap().head_revision, 2);
+    let mut conflicting = first.clone();
+    conflicting.turn_commit.as_mut().unwrap().turn_commit_hash = "other".into();
+    assert!(matches!(
+        commit(&mut state, conflicting),
+        Err(StoreError::RuntimeTurnCommitConflict { .. })
+    ));
+    // Rebased again, both stamps are in the new base and still answer.
+    state.rebase_stamps(VecStamps::of(&state));
+    assert_eq!(commit(&mut state, first).unwrap(), result);
+    assert_eq!(commit(&mut state, second).unwrap().head_revision, 2);
+}
+
+#[test]
+fn only_reads_of_base_nodes_touch_the_graph_base() {
+    let mut state = SessionState::new();
+    commit(&mut state, append(None, vec![node("a", None)])).unwrap();
+    let load_a = Request::LoadNode { node_id: "a" };
+    let session = Request::LoadSession { scope: SessionReadScope::FullGraph };
+    assert!(!state.read_touches_base(&load_a) && !state.read_touches_base(&session));
+    state.rebase_graph(VecBase::of(&state));
+    commit(&mut state, append(None, vec![node("b", Some("a"))])).unwrap();
+    assert!(state.read_touches_base(&load_a), "a is in the base");
+    assert!(!state.read_touches_base(&Request::LoadNode { node_id: "b" }), "b is in memory");
+    assert!(state.read_touches_base(&session));
+    assert!(!state.read_touches_base(&Request::LoadSessionMeta));
+}

@@ -1,0 +1,208 @@
+//! Body files: `bodies.<generation>`, immutable files holding node and stamp bodies, written
+//! by the compaction that made the snapshot of that generation and referenced by the
+//! entries of that snapshot and of later ones (see the crate docs).
+//!
+//! A compaction writes only the bodies its snapshot adds (the nodes and stamps recorded since
+//! the previous snapshot); entries of older bodies are copied into the new snapshot's tables
+//! as they are, still naming the file that holds them. So a compaction's cost follows what
+//! was written since the last one, not the session's size. A **full** compaction (asked for
+//! explicitly, as `vacuum` does, or once more than [`MAX_BODY_FILES`] files are in use)
+//! copies every live body into its one new file, so that removed nodes give their space back
+//! and the number of files stays bounded.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use strata_core::StoreError;
+
+use crate::engine::SYNC_CHUNK_BYTES;
+use crate::format::{self, FILE_HEADER_LEN, FileKind, corrupt};
+
+/// Prefix of body file names (`bodies.<generation>`, decimal).
+pub const BODIES_PREFIX: &str = "bodies.";
+/// Once a snapshot would reference more body files than this, its compaction is full.
+pub const MAX_BODY_FILES: usize = 16;
+
+/// The name of the body file of `generation`.
+pub fn bodies_name(generation: u32) -> String {
+    format!("{BODIES_PREFIX}{generation}")
+}
+
+/// The body files of a store directory, open for positioned reads, by generation.
+#[derive(Debug, Default)]
+pub struct BodyFiles {
+    files: BTreeMap<u32, (File, u64)>,
+}
+
+impl BodyFiles {
+    /// Opens every body file of `dir` and checks its header.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let mut files = BTreeMap::new();
+        for (generation, path) in list(dir)? {
+            let name = bodies_name(generation);
+            let file = File::open(&path)
+                .map_err(|error| StoreError::io(format!("open {}", path.display()), error))?;
+            let len = file
+                .metadata()
+                .map_err(|error| StoreError::io(format!("stat {}", path.display()), error))?
+                .len();
+            let header = format::read_at(&file, &name, 0, FILE_HEADER_LEN.min(len as usize))?;
+            format::check_file_header(&name, &header, FileKind::Bodies)?;
+            files.insert(generation, (file, len));
+        }
+        Ok(Self { files })
+    }
+
+    /// A checker of body spans, for a table's entries (consecutive entries mostly name one
+    /// file, so it looks a file up only when the generation changes). It also collects the
+    /// generations it was asked about.
+    pub fn spans(&self) -> Spans<'_> {
+        Spans { files: self, current: None, used: Vec::new() }
+    }
+
+    /// `len` bytes at `offset` of body file `generation` (one positioned read).
+    pub fn read(&self, generation: u32, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let name = bodies_name(generation);
+        let (file, _) = self
+            .files
+            .get(&generation)
+            .ok_or_else(|| corrupt(&name, 0, "a snapshot entry names a missing body file"))?;
+        format::read_at(file, &name, offset, len)
+    }
+}
+
+/// Checks that bodies lie inside body files; see [`BodyFiles::spans`].
+pub struct Spans<'a> {
+    files: &'a BodyFiles,
+    /// The generation looked up last and its file length (`None` when it is missing).
+    current: Option<(u32, Option<u64>)>,
+    used: Vec<u32>,
+}
+
+impl Spans<'_> {
+    /// Whether `len` bytes at `offset` of body file `generation` exist (past its header).
+    pub fn holds(&mut self, generation: u32, offset: u64, len: u32) -> bool {
+        let file_len = match self.current {
+            Some((current, file_len)) if current == generation => file_len,
+            _ => {
+                let file_len = self.files.files.get(&generation).map(|(_, len)| *len);
+                self.current = Some((generation, file_len));
+                if !self.used.contains(&generation) {
+                    self.used.push(generation);
+                }
+                file_len
+            }
+        };
+        file_len.is_some_and(|file_len| {
+            offset >= FILE_HEADER_LEN as u64
+                && offset.checked_add(u64::from(len)).is_some_and(|end| end <= file_len)
+        })
+    }
+
+    /// The generations asked about, ascending.
+    pub fn used(mut self) -> Vec<u32> {
+        self.used.sort_unstable();
+        self.used
+    }
+}
+
+/// The body files present in `dir`: (generation, path), ascending.
+fn list(dir: &Path) -> Result<Vec<(u32, PathBuf)>, StoreError> {
+    let listing = |error| StoreError::io(format!("list {}", dir.display()), error);
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(listing)? {
+        let entry = entry.map_err(listing)?;
+        let name = entry.file_name();
+        if let Some(generation) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(BODIES_PREFIX))
+            .and_then(|generation| generation.parse().ok())
+        {
+            found.push((generation, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Deletes the body files of `dir` whose generation is not in `keep`.
+pub fn remove_unused(dir: &Path, keep: &[u32]) -> Result<(), StoreError> {
+    for (generation, path) in list(dir)? {
+        if !keep.contains(&generation) {
+            fs::remove_file(&path)
+                .map_err(|error| StoreError::io(format!("remove {}", path.display()), error))?;
+        }
+    }
+    Ok(())
+}
+
+/// A body file being written by a compaction: bodies are appended in order, then the file is
+/// made durable and renamed into place.
+pub struct NewBodies {
+    generation: u32,
+    tmp: PathBuf,
+    target: PathBuf,
+    out: BufWriter<File>,
+    len: u64,
+    /// Bytes written since the last `fdatasync`, when syncing.
+    unsynced: Option<usize>,
+}
+
+impl NewBodies {
+    /// Starts `bodies.<generation>` in `dir` (as a temporary file); with `sync`, it is
+    /// `fdatasync`ed after every MiB on the way, so that it never holds much dirty data.
+    pub fn create(dir: &Path, generation: u32, sync: bool) -> Result<Self, StoreError> {
+        let target = dir.join(bodies_name(generation));
+        let tmp = dir.join(format!("{}.tmp", bodies_name(generation)));
+        let file = File::create(&tmp)
+            .map_err(|error| StoreError::io(format!("create {}", tmp.display()), error))?;
+        let unsynced = sync.then_some(0);
+        let mut new = Self { generation, tmp, target, out: BufWriter::new(file), len: 0, unsynced };
+        new.push(&format::file_header(FileKind::Bodies))?;
+        Ok(new)
+    }
+
+    /// The generation this file gets.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Appends `body`; returns its offset in the file.
+    pub fn push(&mut self, body: &[u8]) -> Result<u64, StoreError> {
+        let offset = self.len;
+        let failed = |error| StoreError::io(format!("write {}", self.tmp.display()), error);
+        self.out.write_all(body).map_err(failed)?;
+        self.len += body.len() as u64;
+        if let Some(unsynced) = &mut self.unsynced {
+            *unsynced += body.len();
+            if *unsynced >= SYNC_CHUNK_BYTES {
+                self.out.flush().map_err(failed)?;
+                self.out.get_ref().sync_data().map_err(failed)?;
+                *unsynced = 0;
+            }
+        }
+        Ok(offset)
+    }
+
+    /// Flushes, fsyncs (with `sync`) and renames the file into place, then fsyncs the
+    /// directory: its bodies are durable before a snapshot names them.
+    pub fn finish(self, dir: &Path, sync: bool) -> Result<(), StoreError> {
+        let context = |step: &str| format!("{step} {}", self.tmp.display());
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|error| StoreError::io(context("write"), error.into_error()))?;
+        if sync {
+            file.sync_all().map_err(|error| StoreError::io(context("fsync"), error))?;
+        }
+        drop(file);
+        fs::rename(&self.tmp, &self.target)
+            .map_err(|error| StoreError::io(context("rename"), error))?;
+        if sync {
+            crate::engine::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
