@@ -272,6 +272,12 @@ impl AttachmentStore for ObjectAttachmentStore {
     async fn purge(&self, ids: &[AttachmentId]) -> Result<Vec<AttachmentId>, AttachmentError> {
         self.each(ids, |id| async move {
             let path = self.trash_path(id);
+            // Some backends (S3, memory) report deleting a missing object as success.
+            match self.objects.head(&path).await {
+                Ok(_) => {}
+                Err(error) if is_not_found(&error) => return Ok(false),
+                Err(error) => return Err(io_error("head", &path)(error)),
+            }
             match self.objects.delete(&path).await {
                 Ok(()) => Ok(true),
                 Err(error) if is_not_found(&error) => Ok(false),
