@@ -256,17 +256,23 @@ impl Sweeper {
     /// Step 1: every listed session's uncommitted rows.
     async fn scan(&self, cutoff: u64, report: &mut SweepReport) -> Result<Scan, AttachmentError> {
         let sessions = self.factory.list_sessions().await?;
+        // The stream's closures own what they use (no borrows of `self`), so the sweep's
+        // future is `Send` and can be spawned.
+        let factory = Arc::clone(&self.factory);
         let reads: Vec<_> = stream::iter(sessions)
-            .map(|session_id| async move {
-                let read = async {
-                    let Some(store) = self.factory.open_existing_store(&session_id).await? else {
-                        return Ok(None);
-                    };
-                    let rows = store.list_uncommitted(u64::MAX).await?;
-                    Ok(Some((store, rows)))
+            .map(move |session_id| {
+                let factory = Arc::clone(&factory);
+                async move {
+                    let read = async {
+                        let Some(store) = factory.open_existing_store(&session_id).await? else {
+                            return Ok(None);
+                        };
+                        let rows = store.list_uncommitted(u64::MAX).await?;
+                        Ok(Some((store, rows)))
+                    }
+                    .await;
+                    (session_id, read)
                 }
-                .await;
-                (session_id, read)
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
@@ -312,8 +318,12 @@ impl Sweeper {
         &self,
         ids: &BTreeSet<AttachmentId>,
     ) -> Result<BTreeMap<AttachmentId, Vec<AttachmentReference>>, AttachmentError> {
+        let store = Arc::clone(&self.store);
         stream::iter(ids.iter().cloned())
-            .map(|id| async move { self.store.references(&id).await.map(|refs| (id, refs)) })
+            .map(move |id| {
+                let store = Arc::clone(&store);
+                async move { store.references(&id).await.map(|refs| (id, refs)) }
+            })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await
@@ -366,21 +376,27 @@ impl Sweeper {
 
     /// Step 5, last part: forgets every stale row (sessions in parallel).
     async fn forget(&self, scan: &Scan) -> Result<(), AttachmentError> {
-        let mut by_session: HashMap<&str, Vec<&IntentId>> = HashMap::new();
+        let mut by_session: HashMap<&str, Vec<String>> = HashMap::new();
         for (intent, row) in &scan.stale {
-            by_session.entry(row.session_id.as_str()).or_default().push(intent);
+            by_session.entry(row.session_id.as_str()).or_default().push(intent.to_string());
         }
-        stream::iter(by_session)
-            .map(|(session_id, intents)| async move {
-                let store = &scan.handles[session_id];
-                for intent in intents {
-                    store.forget(&intent.to_string()).await?;
-                }
-                Ok::<(), AttachmentError>(())
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await
-            .map(drop)
+        let work: Vec<_> = by_session
+            .into_iter()
+            .map(|(session_id, intents)| (Arc::clone(&scan.handles[session_id]), intents))
+            .collect();
+        for batch in work.chunks(CONCURRENCY) {
+            futures::future::try_join_all(batch.iter().cloned().map(forget_rows)).await?;
+        }
+        Ok(())
     }
+}
+
+/// Forgets the rows `intents` of one session's `store`, one after the other.
+async fn forget_rows(
+    (store, intents): (Arc<dyn RuntimePersistence>, Vec<String>),
+) -> Result<(), AttachmentError> {
+    for intent in intents {
+        store.forget(&intent).await?;
+    }
+    Ok(())
 }
