@@ -29,8 +29,6 @@ const FIXED: usize = 16;
 const CRC: usize = 4;
 /// The longest info accepted (metadata limits keep real ones far below).
 const MAX_INFO: usize = 16 << 10;
-/// Enough leading bytes to hold any valid header.
-pub const MAX_HEADER: usize = FIXED + MAX_INFO + CRC;
 
 /// The header for `info` (the bytes follow it).
 pub fn header(info: &AttachmentInfo) -> Vec<u8> {
@@ -58,15 +56,14 @@ fn corrupt_metadata(location: &str, detail: String) -> AttachmentError {
     AttachmentError::CorruptMetadata { location: location.to_owned(), detail }
 }
 
-/// Reads the header at the start of `prefix` (the first bytes of a stored attachment of
-/// `total_len` bytes, named `id`); returns the info and the header length. Checks that the
-/// stored length matches the info, not the content hash.
-pub fn decode_header(
+/// Reads the header of `stored` (the attachment named `id`); returns the info and the header
+/// length. Checks that the stored length matches the info, not the content hash.
+fn decode_header(
     location: &str,
     id: &AttachmentId,
-    prefix: &[u8],
-    total_len: u64,
+    stored: &[u8],
 ) -> Result<(AttachmentInfo, usize), AttachmentError> {
+    let (prefix, total_len) = (stored, stored.len() as u64);
     if prefix.len() < FIXED || &prefix[..8] != MAGIC {
         return Err(corrupt_metadata(location, "no attachment metadata header".to_owned()));
     }
@@ -110,7 +107,7 @@ pub fn decode(
     id: &AttachmentId,
     stored: Bytes,
 ) -> Result<Attachment, AttachmentError> {
-    let (info, header_len) = decode_header(location, id, &stored, stored.len() as u64)?;
+    let (info, header_len) = decode_header(location, id, &stored)?;
     let bytes = stored.slice(header_len..);
     let actual = blob_ref(&bytes);
     if actual != id.as_str() {

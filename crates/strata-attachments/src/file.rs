@@ -22,7 +22,7 @@
 //! name (the link fails if the name exists, so of two concurrent puts of the same bytes exactly
 //! one publishes and the other returns what is stored: the first put's metadata wins), the
 //! temporary name removed, and the directory fsynced, all before the call returns. A put that
-//! finds the attachment already stored writes nothing but fsyncs its directory (a concurrent
+//! finds the attachment already stored (intact: header and content hash checked) writes nothing but fsyncs its directory (a concurrent
 //! put may have linked it and not yet synced). A stored file that fails its header check is
 //! replaced by the next put of the same bytes (rename over it), so a damaged attachment is
 //! repaired by writing it again. Deletes, restores and purges are renames and unlinks, each
@@ -34,8 +34,8 @@
 //! around it fires on time, and a dropped call stops waiting (the blocking step still ends).
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -256,22 +256,15 @@ impl Files {
         Ok(published)
     }
 
-    /// The header of the stored attachment at `path`.
-    fn read_info(&self, path: &Path, id: &AttachmentId) -> Result<AttachmentInfo, AttachmentError> {
-        let mut file = match File::open(path) {
-            Ok(file) => file,
+    /// The stored attachment at `path`, checked against `id` (header and content hash).
+    fn read_checked(&self, path: &Path, id: &AttachmentId) -> Result<Attachment, AttachmentError> {
+        match fs::read(path) {
+            Ok(stored) => encoding::decode(&path.display().to_string(), id, Bytes::from(stored)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Err(AttachmentError::NotFound { id: id.clone() });
+                Err(AttachmentError::NotFound { id: id.clone() })
             }
-            Err(error) => return Err(io_error("open", path)(error)),
-        };
-        let len = file.metadata().map_err(io_error("stat", path))?.len();
-        let mut prefix = Vec::with_capacity(encoding::MAX_HEADER.min(len as usize));
-        (&mut file)
-            .take(encoding::MAX_HEADER as u64)
-            .read_to_end(&mut prefix)
-            .map_err(io_error("read", path))?;
-        encoding::decode_header(&path.display().to_string(), id, &prefix, len).map(|(info, _)| info)
+            Err(error) => Err(io_error("read", path)(error)),
+        }
     }
 
     fn put(
@@ -281,10 +274,10 @@ impl Files {
     ) -> Result<AttachmentInfo, AttachmentError> {
         let info = check_put(content, meta, self.options.max_bytes)?;
         let path = self.object_path(&info.id);
-        let replace = match self.read_info(&path, &info.id) {
+        let replace = match self.read_checked(&path, &info.id) {
             Ok(stored) => {
                 self.sync_dirs(path.parent())?;
-                return Ok(stored);
+                return Ok(stored.info);
             }
             Err(AttachmentError::NotFound { .. }) => false,
             Err(
@@ -297,21 +290,15 @@ impl Files {
             Ok(info)
         } else {
             // A concurrent put published the same bytes first.
-            self.read_info(&path, &info.id)
+            self.read_checked(&path, &info.id).map(|stored| stored.info)
         }
     }
 
     fn get(&self, id: &AttachmentId) -> Result<Attachment, AttachmentError> {
-        for path in [self.object_path(id), self.trash_path(id)] {
-            match fs::read(&path) {
-                Ok(stored) => {
-                    return encoding::decode(&path.display().to_string(), id, Bytes::from(stored));
-                }
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(error) => return Err(io_error("read", &path)(error)),
-            }
+        match self.read_checked(&self.object_path(id), id) {
+            Err(AttachmentError::NotFound { .. }) => self.read_checked(&self.trash_path(id), id),
+            found => found,
         }
-        Err(AttachmentError::NotFound { id: id.clone() })
     }
 
     fn contains(&self, id: &AttachmentId) -> Result<bool, AttachmentError> {
@@ -541,7 +528,7 @@ mod tests {
             fs::write(path, b"half an attachment").unwrap();
         }
         let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
-        File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+        fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
         drop(store);
         FileAttachmentStore::open(dir.path(), FileAttachmentOptions::default()).unwrap();
         assert!(!old.exists(), "the interrupted write is removed");

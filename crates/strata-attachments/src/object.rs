@@ -137,16 +137,15 @@ impl ObjectAttachmentStore {
         }
     }
 
-    /// The info of the attachment stored at `path`.
-    async fn read_info(
+    /// The attachment stored at `path`, checked against `id` (header and content hash).
+    async fn read_checked(
         &self,
         path: &Path,
         id: &AttachmentId,
-    ) -> Result<AttachmentInfo, AttachmentError> {
+    ) -> Result<Attachment, AttachmentError> {
         let stored =
             self.read(path).await?.ok_or_else(|| AttachmentError::NotFound { id: id.clone() })?;
-        encoding::decode_header(&path.to_string(), id, &stored, stored.len() as u64)
-            .map(|(info, _)| info)
+        encoding::decode(&path.to_string(), id, stored)
     }
 
     /// Applies `step` to each id, skipping those whose object is missing; returns the ids done.
@@ -194,8 +193,8 @@ impl AttachmentStore for ObjectAttachmentStore {
         if self.create(&path, body.clone()).await? {
             return Ok(info);
         }
-        match self.read_info(&path, &info.id).await {
-            Ok(stored) => Ok(stored),
+        match self.read_checked(&path, &info.id).await {
+            Ok(stored) => Ok(stored.info),
             // Damaged, or deleted since the put found it: store these bytes.
             Err(
                 AttachmentError::CorruptMetadata { .. }
@@ -212,12 +211,12 @@ impl AttachmentStore for ObjectAttachmentStore {
     }
 
     async fn get(&self, id: &AttachmentId) -> Result<Attachment, AttachmentError> {
-        for path in [self.object_path(id), self.trash_path(id)] {
-            if let Some(stored) = self.read(&path).await? {
-                return encoding::decode(&path.to_string(), id, stored);
+        match self.read_checked(&self.object_path(id), id).await {
+            Err(AttachmentError::NotFound { .. }) => {
+                self.read_checked(&self.trash_path(id), id).await
             }
+            found => found,
         }
-        Err(AttachmentError::NotFound { id: id.clone() })
     }
 
     async fn contains(&self, id: &AttachmentId) -> Result<bool, AttachmentError> {

@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use strata_attachments::*;
 use strata_core::*;
-use tokio::sync::oneshot;
 
 use common::*;
 
@@ -214,116 +213,9 @@ async fn an_unreadable_sessions_references_keep_their_content() {
     assert!(world.uncommitted("b").await.is_empty());
 }
 
-/// Where a [`Gated`] store pauses.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pause {
-    /// After the inner `references` (the sweep's first look at a content), before returning.
-    AfterReferences,
-    /// After the inner `delete` (the sweep's move to the trash), before returning it.
-    AfterDelete,
-}
-
-type Gate = (oneshot::Sender<()>, oneshot::Receiver<()>);
-
-/// Pauses the first call at `pause` until the test releases it: deterministic interleavings of
-/// a put and a sweep.
-#[derive(Debug)]
-struct Gated {
-    inner: MemoryAttachmentStore,
-    pause: Mutex<Option<(Pause, Gate)>>,
-}
-
-impl std::fmt::Debug for Pause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if *self == Pause::AfterReferences {
-            "after references"
-        } else {
-            "after delete"
-        })
-    }
-}
-
-impl Gated {
-    /// Arms the gate at `pause`; returns (reached, release).
-    fn arm(&self, pause: Pause) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
-        let (reached_tx, reached_rx) = oneshot::channel();
-        let (release_tx, release_rx) = oneshot::channel();
-        *self.pause.lock().unwrap() = Some((pause, (reached_tx, release_rx)));
-        (reached_rx, release_tx)
-    }
-
-    async fn maybe_pause(&self, at: Pause) {
-        let gate = {
-            let mut armed = self.pause.lock().unwrap();
-            if armed.as_ref().is_some_and(|(pause, _)| *pause == at) { armed.take() } else { None }
-        };
-        if let Some((_, (reached, release))) = gate {
-            reached.send(()).unwrap();
-            release.await.unwrap();
-        }
-    }
-}
-
-#[async_trait]
-impl AttachmentStore for Gated {
-    fn durability_tier(&self) -> DurabilityTier {
-        self.inner.durability_tier()
-    }
-    fn max_bytes(&self) -> u64 {
-        self.inner.max_bytes()
-    }
-    fn uri(&self, id: &AttachmentId) -> String {
-        self.inner.uri(id)
-    }
-    async fn put(
-        &self,
-        content: Content,
-        meta: AttachmentMeta,
-    ) -> Result<AttachmentInfo, AttachmentError> {
-        self.inner.put(content, meta).await
-    }
-    async fn get(&self, id: &AttachmentId) -> Result<Attachment, AttachmentError> {
-        self.inner.get(id).await
-    }
-    async fn contains(&self, id: &AttachmentId) -> Result<bool, AttachmentError> {
-        self.inner.contains(id).await
-    }
-    async fn delete(&self, ids: &[AttachmentId]) -> Result<Vec<AttachmentId>, AttachmentError> {
-        let moved = self.inner.delete(ids).await;
-        self.maybe_pause(Pause::AfterDelete).await;
-        moved
-    }
-    async fn restore(&self, ids: &[AttachmentId]) -> Result<Vec<AttachmentId>, AttachmentError> {
-        self.inner.restore(ids).await
-    }
-    async fn purge(&self, ids: &[AttachmentId]) -> Result<Vec<AttachmentId>, AttachmentError> {
-        self.inner.purge(ids).await
-    }
-    async fn trashed(&self) -> Result<Vec<AttachmentId>, AttachmentError> {
-        self.inner.trashed().await
-    }
-    async fn add_reference(&self, reference: &AttachmentReference) -> Result<(), AttachmentError> {
-        self.inner.add_reference(reference).await
-    }
-    async fn references(
-        &self,
-        id: &AttachmentId,
-    ) -> Result<Vec<AttachmentReference>, AttachmentError> {
-        let references = self.inner.references(id).await;
-        self.maybe_pause(Pause::AfterReferences).await;
-        references
-    }
-    async fn remove_references(
-        &self,
-        references: &[AttachmentReference],
-    ) -> Result<(), AttachmentError> {
-        self.inner.remove_references(references).await
-    }
-}
-
 /// Session a wrote X and never committed (its row is stale); session b is about to write X.
 async fn race_world() -> (World, Arc<Gated>, Arc<dyn RuntimePersistence>, AttachmentId) {
-    let gated = Arc::new(Gated { inner: MemoryAttachmentStore::new(), pause: Mutex::new(None) });
+    let gated = Arc::new(Gated::new(Arc::new(MemoryAttachmentStore::new())));
     let world = World::memory_over(Arc::clone(&gated) as Arc<dyn AttachmentStore>);
     let _a = world.open("a").await;
     let b = world.open("b").await;

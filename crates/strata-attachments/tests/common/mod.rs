@@ -4,8 +4,11 @@
 #![allow(dead_code)] // each test binary uses a subset
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
 
 use strata_attachments::*;
 use strata_core::*;
@@ -41,12 +44,18 @@ impl World {
 
     /// File sessions under `dir/sessions`, file attachments under `dir/attachments` (durable).
     pub fn file(dir: &Path, clock: ManualClock) -> Self {
-        let attachments =
-            FileAttachmentStore::open(dir.join("attachments"), FileAttachmentOptions::default())
-                .expect("open attachments");
+        Self::file_over(dir, clock, Arc::new(file_attachments(dir)))
+    }
+
+    /// File sessions under `dir/sessions` over `attachments`.
+    pub fn file_over(
+        dir: &Path,
+        clock: ManualClock,
+        attachments: Arc<dyn AttachmentStore>,
+    ) -> Self {
         let options = FileStoreOptions::default().with_clock(Arc::new(clock.clone()));
         let factory = FileStoreFactory::open(dir.join("sessions"), options).expect("open sessions");
-        Self::build(clock, Arc::new(attachments), factory)
+        Self::build(clock, attachments, factory)
     }
 
     fn build(
@@ -102,6 +111,12 @@ impl World {
     }
 }
 
+/// The durable file attachment store under `dir/attachments`.
+pub fn file_attachments(dir: &Path) -> FileAttachmentStore {
+    FileAttachmentStore::open(dir.join("attachments"), FileAttachmentOptions::default())
+        .expect("open attachments")
+}
+
 /// A blind commit of `session` (the layer adds the pending attachment ids).
 pub async fn commit(store: &dyn RuntimePersistence, session: &str) -> RuntimeCommitResult {
     store.commit_runtime_state(empty_commit(session)).await.expect("commit")
@@ -120,4 +135,119 @@ pub fn run<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(future)
+}
+
+/// Where a [`Gated`] store pauses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// Before the inner `put` (after the scoped store's intent and reference).
+    BeforePut,
+    /// After the inner `references` (the sweep's first look at a content), before returning.
+    AfterReferences,
+    /// After the inner `delete` (the sweep's move to the trash), before returning it.
+    AfterDelete,
+}
+
+type Gate = (oneshot::Sender<()>, oneshot::Receiver<()>);
+
+/// Pauses the first call at `pause` until the test releases it: deterministic interleavings of
+/// a put and a sweep.
+#[derive(Debug)]
+pub struct Gated {
+    pub inner: Arc<dyn AttachmentStore>,
+    pause: Mutex<Option<(Pause, Gate)>>,
+}
+
+impl std::fmt::Debug for Pause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if *self == Pause::AfterReferences {
+            "after references"
+        } else {
+            "after delete"
+        })
+    }
+}
+
+impl Gated {
+    /// `inner`, not armed.
+    pub fn new(inner: Arc<dyn AttachmentStore>) -> Self {
+        Self { inner, pause: Mutex::new(None) }
+    }
+
+    /// Arms the gate at `pause`; returns (reached, release).
+    pub fn arm(&self, pause: Pause) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let (reached_tx, reached_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        *self.pause.lock().unwrap() = Some((pause, (reached_tx, release_rx)));
+        (reached_rx, release_tx)
+    }
+
+    async fn maybe_pause(&self, at: Pause) {
+        let gate = {
+            let mut armed = self.pause.lock().unwrap();
+            if armed.as_ref().is_some_and(|(pause, _)| *pause == at) { armed.take() } else { None }
+        };
+        if let Some((_, (reached, release))) = gate {
+            reached.send(()).unwrap();
+            release.await.unwrap();
+        }
+    }
+}
+
+#[async_trait]
+impl AttachmentStore for Gated {
+    fn durability_tier(&self) -> DurabilityTier {
+        self.inner.durability_tier()
+    }
+    fn max_bytes(&self) -> u64 {
+        self.inner.max_bytes()
+    }
+    fn uri(&self, id: &AttachmentId) -> String {
+        self.inner.uri(id)
+    }
+    async fn put(
+        &self,
+        content: Content,
+        meta: AttachmentMeta,
+    ) -> Result<AttachmentInfo, AttachmentError> {
+        self.maybe_pause(Pause::BeforePut).await;
+        self.inner.put(content, meta).await
+    }
+    async fn get(&self, id: &AttachmentId) -> Result<Attachment, AttachmentError> {
+        self.inner.get(id).await
+    }
+    async fn contains(&self, id: &AttachmentId) -> Result<bool, AttachmentError> {
+        self.inner.contains(id).await
+    }
+    async fn delete(&self, ids: &[AttachmentId]) -> Result<Vec<AttachmentId>, AttachmentError> {
+        let moved = self.inner.delete(ids).await;
+        self.maybe_pause(Pause::AfterDelete).await;
+        moved
+    }
+    async fn restore(&self, ids: &[AttachmentId]) -> Result<Vec<AttachmentId>, AttachmentError> {
+        self.inner.restore(ids).await
+    }
+    async fn purge(&self, ids: &[AttachmentId]) -> Result<Vec<AttachmentId>, AttachmentError> {
+        self.inner.purge(ids).await
+    }
+    async fn trashed(&self) -> Result<Vec<AttachmentId>, AttachmentError> {
+        self.inner.trashed().await
+    }
+    async fn add_reference(&self, reference: &AttachmentReference) -> Result<(), AttachmentError> {
+        self.inner.add_reference(reference).await
+    }
+    async fn references(
+        &self,
+        id: &AttachmentId,
+    ) -> Result<Vec<AttachmentReference>, AttachmentError> {
+        let references = self.inner.references(id).await;
+        self.maybe_pause(Pause::AfterReferences).await;
+        references
+    }
+    async fn remove_references(
+        &self,
+        references: &[AttachmentReference],
+    ) -> Result<(), AttachmentError> {
+        self.inner.remove_references(references).await
+    }
 }
