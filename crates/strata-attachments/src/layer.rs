@@ -33,7 +33,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use strata_core::{
@@ -178,40 +177,38 @@ impl fmt::Debug for AddPendingAttachments {
 }
 
 impl Around for AddPendingAttachments {
-    fn around<'a, S>(
+    async fn around<'a, S>(
         &'a self,
         inner: &'a S,
         request: Request<'a>,
-    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a
+    ) -> Result<Response, StoreError>
     where
         S: Serve + ?Sized + 'a,
     {
-        async move {
-            let Request::CommitRuntimeState { mut commit } = request else {
-                return inner.serve(request).await;
-            };
-            let pending = self.layer.pending(&commit.session_id);
-            let ids = pending.snapshot();
-            if ids.is_empty() {
-                return inner.serve(Request::CommitRuntimeState { commit }).await;
-            }
-            let session_id = commit.session_id.clone();
-            for id in &ids {
-                if !commit.committed_attachment_ids.contains(id) {
-                    commit.committed_attachment_ids.push(id.clone());
-                }
-            }
-            let response = inner.serve(Request::CommitRuntimeState { commit }).await?;
-            let stamp = Request::CommitRefs { session_id: &session_id, attachment_ids: &ids };
-            match inner.serve(stamp).await {
-                Ok(_) => pending.committed(&ids),
-                // The commit stood; the ids stay pending and ride on the next commit.
-                Err(error) => tracing::warn!(
-                    %session_id, pending = ids.len(), %error,
-                    "commit_refs after a successful commit failed; attachment ids stay pending"
-                ),
-            }
-            Ok(response)
+        let Request::CommitRuntimeState { mut commit } = request else {
+            return inner.serve(request).await;
+        };
+        let pending = self.layer.pending(&commit.session_id);
+        let ids = pending.snapshot();
+        if ids.is_empty() {
+            return inner.serve(Request::CommitRuntimeState { commit }).await;
         }
+        let session_id = commit.session_id.clone();
+        for id in &ids {
+            if !commit.committed_attachment_ids.contains(id) {
+                commit.committed_attachment_ids.push(id.clone());
+            }
+        }
+        let response = inner.serve(Request::CommitRuntimeState { commit }).await?;
+        let stamp = Request::CommitRefs { session_id: &session_id, attachment_ids: &ids };
+        match inner.serve(stamp).await {
+            Ok(_) => pending.committed(&ids),
+            // The commit stood; the ids stay pending and ride on the next commit.
+            Err(error) => tracing::warn!(
+                %session_id, pending = ids.len(), %error,
+                "commit_refs after a successful commit failed; attachment ids stay pending"
+            ),
+        }
+        Ok(response)
     }
 }

@@ -145,7 +145,7 @@ impl ObjectAttachmentStore {
     ) -> Result<Attachment, AttachmentError> {
         let stored =
             self.read(path).await?.ok_or_else(|| AttachmentError::NotFound { id: id.clone() })?;
-        encoding::decode(&path.to_string(), id, stored)
+        encoding::decode(path.as_ref(), id, stored)
     }
 
     /// Applies `step` to each id, skipping those whose object is missing; returns the ids done.

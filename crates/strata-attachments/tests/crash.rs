@@ -22,25 +22,25 @@ const SESSION: &str = "s1";
 const COMMITTED: &[u8] = b"committed before the crash";
 const LAST: &[u8] = b"written when the process dies";
 
-/// Where the child stops and waits to be killed.
+/// Where the child stops and waits to be killed: right after the last put's intent, put or commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Point {
     /// The last put recorded its intent and reference; its bytes are not written.
-    AfterIntent,
+    Intent,
     /// The last put returned; its turn has not committed.
-    AfterPut,
+    Put,
     /// The last put's turn committed.
-    AfterCommit,
+    Commit,
 }
 
 impl Point {
-    const ALL: [Point; 3] = [Point::AfterIntent, Point::AfterPut, Point::AfterCommit];
+    const ALL: [Point; 3] = [Point::Intent, Point::Put, Point::Commit];
 
     fn name(self) -> &'static str {
         match self {
-            Point::AfterIntent => "after-intent",
-            Point::AfterPut => "after-put",
-            Point::AfterCommit => "after-commit",
+            Point::Intent => "after-intent",
+            Point::Put => "after-put",
+            Point::Commit => "after-commit",
         }
     }
 }
@@ -58,7 +58,7 @@ fn crash_child() {
         let store = world.open(SESSION).await;
         world.put(SESSION, COMMITTED).await;
         commit(&*store, SESSION).await;
-        if point == Point::AfterIntent {
+        if point == Point::Intent {
             let (reached, _release) = gated.arm(Pause::BeforePut);
             let _put = tokio::spawn(async move { world.put(SESSION, LAST).await });
             reached.await.expect("put reached the store");
@@ -66,7 +66,7 @@ fn crash_child() {
             return std::future::pending().await;
         }
         world.put(SESSION, LAST).await;
-        if point == Point::AfterCommit {
+        if point == Point::Commit {
             commit(&*store, SESSION).await;
         }
         println!("at {}", point.name());
@@ -126,7 +126,7 @@ fn a_sweep_after_a_crash_keeps_every_committed_attachment_and_nothing_else() {
         let report = run_sweep(&world);
         let committed = AttachmentId::of(COMMITTED);
         let last = AttachmentId::of(LAST);
-        let last_committed = point == Point::AfterCommit;
+        let last_committed = point == Point::Commit;
         run(async {
             assert!(world.readable(&committed).await, "{point:?}: the committed attachment");
             assert_eq!(
@@ -136,7 +136,7 @@ fn a_sweep_after_a_crash_keeps_every_committed_attachment_and_nothing_else() {
             );
             assert!(world.uncommitted(SESSION).await.is_empty(), "{point:?}: rows left");
         });
-        let expected_deleted = if point == Point::AfterPut { vec![last.clone()] } else { vec![] };
+        let expected_deleted = if point == Point::Put { vec![last.clone()] } else { vec![] };
         assert_eq!(report.deleted, expected_deleted, "{point:?}: {report:?}");
         let expected_rows = usize::from(!last_committed);
         assert_eq!(report.forgotten_rows.len(), expected_rows, "{point:?}: {report:?}");
