@@ -11,7 +11,9 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use strata_attachments::*;
-//! use strata_core::{RuntimeCommit, SessionStoreFactory, SessionStoreRequest, StoreBuilder};
+//! use strata_core::{
+//!     RuntimeCommit, RuntimePersistence, SessionStoreFactory, SessionStoreRequest, StoreBuilder,
+//! };
 //! use strata_file::{FileStoreFactory, FileStoreOptions};
 //!
 //! let attachments = Arc::new(FileAttachmentStore::open("./attachments", FileAttachmentOptions::default())?);

@@ -80,8 +80,10 @@ use crate::types::AttachmentReference;
 
 /// The grace period of a sweeper built with defaults.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(3600);
-/// How many sessions (or contents) a sweep reads at once.
-const CONCURRENCY: usize = 8;
+/// How many sessions (or contents) a sweep works on at once. The work is I/O (opening
+/// session stores, listing directories, forgetting rows: one fsync each), and concurrent
+/// fsyncs share the file system's journal commits.
+const CONCURRENCY: usize = 32;
 
 /// What a sweep did (or, dry run, would do).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
