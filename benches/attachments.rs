@@ -5,6 +5,9 @@
 //!   fsync), against a raw write of the same bytes: temp file + `fdatasync` + rename (the peer
 //!   the issue names), and the same plus the directory fsync a durable rename needs. Both run
 //!   their file work on tokio's blocking pool, as an async caller would.
+//! - Before them, the same three puts interleaved round by round, outside criterion, printed as
+//!   `put … interleaved medians` lines with the ratios (fairer on a machine whose disk load
+//!   drifts, as criterion measures one variant after the other).
 //! - `get_4KiB/*`, `get_1MiB/*`: reading one (checking its content hash) vs a raw
 //!   `std::fs::read` of a file of the same size on the blocking pool (what `tokio::fs::read`
 //!   does).
@@ -106,6 +109,45 @@ fn put(c: &mut Criterion) {
     }
 }
 
+/// The put comparison again outside criterion, interleaved (store, raw, raw + dir fsync, in
+/// turn, `ROUNDS` times) so that the disk load of a shared machine weighs on all three alike;
+/// prints the medians and the ratios (raw time / store time: above 1 means the store is faster).
+fn put_interleaved(_: &mut Criterion) {
+    const ROUNDS: usize = 100;
+    let rt = runtime();
+    for (label, len) in SIZES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir.path().join("store"), SyncPolicy::Always);
+        let raw = dir.path().join("raw");
+        std::fs::create_dir_all(&raw).unwrap();
+        let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+        for n in 0..ROUNDS as u64 {
+            let started = Instant::now();
+            let content = Content::new(payload(len, n));
+            rt.block_on(store.put(content, AttachmentMeta::new("image/png"))).unwrap();
+            samples[0].push(started.elapsed());
+            for (variant, sync_dir) in [(1, false), (2, true)] {
+                let (raw, bytes) = (raw.clone(), payload(len, n));
+                let started = Instant::now();
+                rt.block_on(tokio::task::spawn_blocking(move || {
+                    raw_write(&raw, &format!("{variant}-{n}"), &bytes, sync_dir)
+                }))
+                .unwrap();
+                samples[variant].push(started.elapsed());
+            }
+        }
+        let [store, raw, raw_dirsync] = samples.map(|mut times| {
+            times.sort();
+            times[times.len() / 2].as_secs_f64() * 1e3
+        });
+        println!(
+            "put {label} interleaved medians ({ROUNDS} rounds): file store {store:.2} ms; raw fsync+rename {raw:.2} ms ({:.2}x); raw fsync+rename+dir fsync {raw_dirsync:.2} ms ({:.2}x)",
+            raw / store,
+            raw_dirsync / store,
+        );
+    }
+}
+
 fn get(c: &mut Criterion) {
     let rt = runtime();
     const FILES: u64 = 64;
@@ -196,17 +238,25 @@ fn sweeper(dir: &Path) -> Sweeper {
 fn sweep(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    fill_sweep_store(&rt, dir.path());
-    let dry_run = sweeper(dir.path()).dry_run();
+    // Filled on first use, so a run filtered to other groups skips the minutes of setup.
+    let mut filled = false;
     let mut group = c.benchmark_group("sweep_100k_rows");
     group.sample_size(10);
     group.bench_function(BenchmarkId::from_parameter("dry_run"), |b| {
+        if !filled {
+            fill_sweep_store(&rt, dir.path());
+            filled = true;
+        }
+        let dry_run = sweeper(dir.path()).dry_run();
         b.to_async(&rt).iter(|| async {
             let report = dry_run.sweep().await.unwrap();
             assert_eq!(report.deleted.len(), SESSIONS);
         })
     });
     group.finish();
+    if !filled {
+        return;
+    }
     // The real sweep deletes the orphans: one run on this store.
     let started = Instant::now();
     let report = rt.block_on(sweeper(dir.path()).sweep()).unwrap();
@@ -231,6 +281,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = put, get, sweep
+    targets = put_interleaved, put, get, sweep
 }
 criterion_main!(benches);

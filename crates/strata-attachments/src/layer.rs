@@ -102,8 +102,9 @@ impl AttachmentLayer {
         self.shared.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn pending(&self, session_id: &str) -> PendingIds {
-        self.sessions().entry(session_id.to_owned()).or_default().pending.clone()
+    /// The pending ids of `session_id`, if the layer has seen it.
+    fn pending(&self, session_id: &str) -> Option<PendingIds> {
+        self.sessions().get(session_id).map(|session| session.pending.clone())
     }
 
     /// The scoped attachment store of `session_id`, which must have a live handle layered by
@@ -129,10 +130,7 @@ impl AttachmentLayer {
 
     /// The ids `session_id`'s next commit will carry.
     pub fn pending_ids(&self, session_id: &str) -> Vec<String> {
-        self.sessions()
-            .get(session_id)
-            .map(|session| session.pending.snapshot())
-            .unwrap_or_default()
+        self.pending(session_id).map(|pending| pending.snapshot()).unwrap_or_default()
     }
 
     fn register(&self, session_id: &str, manifest: Weak<dyn AttachmentManifest>) {
@@ -188,7 +186,7 @@ impl Around for AddPendingAttachments {
         let Request::CommitRuntimeState { mut commit } = request else {
             return inner.serve(request).await;
         };
-        let pending = self.layer.pending(&commit.session_id);
+        let pending = self.layer.pending(&commit.session_id).unwrap_or_default();
         let ids = pending.snapshot();
         if ids.is_empty() {
             return inner.serve(Request::CommitRuntimeState { commit }).await;

@@ -39,9 +39,9 @@
 //! after step 3, it wrote `X` itself, and purging touches only the trash. Readers never see `X`
 //! go missing either: `get` also reads the trash.
 //!
-//! A reference is removed only after its row was found stale, and its row is forgotten only
-//! after the reference is durably gone, so a crash between leaves a stale row without a
-//! reference (forgotten by the next sweep), never a reference that looks like a commit. Every
+//! A reference is removed only once found dead, and a stale row is forgotten only after its
+//! reference is durably gone, so a crash between leaves a stale row without a reference
+//! (forgotten by the next sweep), never a reference that looks like a commit. Every
 //! put has its own row ([`IntentId`](crate::IntentId)), so forgetting a stale row never erases
 //! a concurrent put's intent. Crash at any point of a sweep leaves content in the trash (the
 //! next sweep decides it again), references and rows to finish, or nothing.
