@@ -129,9 +129,12 @@ fn put_interleaved(_: &mut Criterion) {
             for (variant, sync_dir) in [(1, false), (2, true)] {
                 let (raw, bytes) = (raw.clone(), payload(len, n));
                 let started = Instant::now();
-                rt.block_on(tokio::task::spawn_blocking(move || {
-                    raw_write(&raw, &format!("{variant}-{n}"), &bytes, sync_dir)
-                }))
+                rt.block_on(async move {
+                    tokio::task::spawn_blocking(move || {
+                        raw_write(&raw, &format!("{variant}-{n}"), &bytes, sync_dir)
+                    })
+                    .await
+                })
                 .unwrap();
                 samples[variant].push(started.elapsed());
             }
