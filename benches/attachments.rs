@@ -203,7 +203,10 @@ fn fill_sweep_store(rt: &Runtime, dir: &Path) {
             let mut parent = None;
             let mut put_next = || {
                 n += 1;
-                scoped.put(Content::new(Bytes::from(payload(256, n))), AttachmentMeta::new("image/png"))
+                scoped.put(
+                    Content::new(Bytes::from(payload(256, n))),
+                    AttachmentMeta::new("image/png"),
+                )
             };
             for turn in 0..TURNS {
                 // The last turn commits one put fewer; that put comes after it and never commits.
@@ -229,7 +232,8 @@ fn fill_sweep_store(rt: &Runtime, dir: &Path) {
 
 /// A sweeper over `dir` (durable: fsyncs on), its clock past the grace period.
 fn sweeper(dir: &Path) -> Sweeper {
-    let factory = FileStoreFactory::open(dir.join("sessions"), FileStoreOptions::default()).unwrap();
+    let factory =
+        FileStoreFactory::open(dir.join("sessions"), FileStoreOptions::default()).unwrap();
     let attachments = file_store(&dir.join("attachments"), SyncPolicy::Always);
     let clock = ManualClock::new(START_MS);
     clock.advance(GRACE.as_millis() as u64 + 1);
@@ -260,7 +264,11 @@ fn sweep(c: &mut Criterion) {
     if !filled {
         return;
     }
-    // The real sweep deletes the orphans: one run on this store.
+    // The real sweep deletes the orphans: one run on this store. `STRATA_BENCH_LOG=info` shows
+    // its steps (the sweeper's `tracing` events) with timestamps.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATA_BENCH_LOG"))
+        .try_init();
     let started = Instant::now();
     let report = rt.block_on(sweeper(dir.path()).sweep()).unwrap();
     let elapsed = started.elapsed();
