@@ -45,7 +45,7 @@
 //!   `contains`, durability, a trash (`delete`, `restore`, `purge`) and references. Typed
 //!   errors: [`AttachmentError`].
 //! - Stores: [`MemoryAttachmentStore`]; [`FileAttachmentStore`] (one local directory: atomic,
-//!   fsynced, sharded; see [`file`]); [`ObjectAttachmentStore`] over the `object_store` crate
+//!   fsynced, sharded; see [`mod@file`]); [`ObjectAttachmentStore`] over the `object_store` crate
 //!   (S3, GCS, Azure, local, memory: a fleet of hosts shares attachments; see [`object`]).
 //! - [`SessionScopedAttachmentStore`]: the wrapper for one session (intent, reference, bytes,
 //!   pending id).

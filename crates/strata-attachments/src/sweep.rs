@@ -42,7 +42,7 @@
 //! A reference is removed only once found dead, and a stale row is forgotten only after its
 //! reference is durably gone, so a crash between leaves a stale row without a reference
 //! (forgotten by the next sweep), never a reference that looks like a commit. Every
-//! put has its own row ([`IntentId`](crate::IntentId)), so forgetting a stale row never erases
+//! put has its own row ([`IntentId`]), so forgetting a stale row never erases
 //! a concurrent put's intent. Crash at any point of a sweep leaves content in the trash (the
 //! next sweep decides it again), references and rows to finish, or nothing.
 //!
