@@ -223,9 +223,8 @@ impl Sweeper {
             return Ok(report);
         }
 
-        let to_trash: Vec<AttachmentId> =
-            free.iter().filter(|id| !trashed.contains(*id)).cloned().collect();
-        self.store.delete(&to_trash).await?;
+        // Trashed ones too: a put may have stored them again since an interrupted sweep.
+        self.store.delete(&free).await?;
         let second = self.references(&free.iter().cloned().collect()).await?;
         let listed = self.listed_sessions().await?;
         let (purge, racing) = self.partition(&second, &scan, &listed);

@@ -156,6 +156,21 @@ async fn an_interrupted_sweeps_trash_is_decided_by_the_next_sweep() {
     assert!(world.attachments.trashed().await.unwrap().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_both_trashed_and_stored_again_is_removed_whole() {
+    let world = World::memory();
+    let (_s1, _s2) = (world.open("s1").await, world.open("s2").await);
+    let orphan = world.put("s1", b"orphan").await;
+    world.attachments.delete(std::slice::from_ref(&orphan.id)).await.unwrap(); // an interrupted sweep
+    world.put("s2", b"orphan").await; // stored again; this turn never commits either
+    assert!(world.attachments.contains(&orphan.id).await.unwrap());
+    world.age();
+    let report = world.sweeper().sweep().await.unwrap();
+    assert_eq!(report.deleted, vec![orphan.id.clone()]);
+    assert!(!world.readable(&orphan.id).await, "neither the stored nor the trashed copy is left");
+    assert!(world.attachments.trashed().await.unwrap().is_empty());
+}
+
 /// A factory whose sessions named `locked` cannot be opened (as when another process holds
 /// a file store's lock).
 struct LockedSessions(Arc<dyn SessionStoreFactory>);
