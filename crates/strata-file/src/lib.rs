@@ -379,6 +379,9 @@ pub mod options;
 pub mod stamps;
 pub mod store;
 
+// Directory durability helpers, public so that crates writing files the same way
+// (`strata-attachments`) share them instead of copying them.
+pub use engine::{ensure_dir, sync_dir};
 pub use factory::FileStoreFactory;
 pub use options::{FileStoreOptions, SyncPolicy};
 pub use store::FileStore;

@@ -23,7 +23,9 @@
 //! - [`faults`]: the [`FaultInjection`](faults::FaultInjection) decorator (fail before or after
 //!   the store, delay, hang, count calls).
 //! - [`fixtures`]: builders for nodes, commits, drafts and intents.
+//! - [`attachments`]: the conformance suite for attachment stores (`strata-attachments`).
 
+pub mod attachments;
 mod checks;
 pub mod faults;
 pub mod fixtures;

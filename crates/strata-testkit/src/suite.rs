@@ -227,40 +227,77 @@ where
     }
 }
 
+impl SuiteReport {
+    /// An empty report of the suite named `suite`.
+    pub(crate) fn named(suite: &'static str) -> Self {
+        Self { suite, ..Default::default() }
+    }
+
+    /// Records check `name` as skipped for `reason`.
+    pub(crate) fn skip(&mut self, name: &'static str, reason: &'static str) {
+        self.skipped.push((name, reason));
+    }
+
+    /// Records the outcome of check `name`.
+    pub(crate) fn record(&mut self, name: &'static str, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => self.passed.push(name),
+            Err(message) => self.failures.push(CheckFailure { check: name, message }),
+        }
+    }
+
+    /// Skips check `name` (and returns true) when [`FILTER_ENV`] excludes it.
+    pub(crate) fn filtered_out(&mut self, name: &'static str) -> bool {
+        let filter = std::env::var(FILTER_ENV).ok().filter(|filter| !filter.is_empty());
+        let excluded = filter.is_some_and(|filter| !name.contains(&filter));
+        if excluded {
+            self.skip(name, "excluded by STRATA_CONFORMANCE_FILTER");
+        }
+        excluded
+    }
+}
+
 async fn run_checks(kind: Kind, options: SuiteOptions, target: Target) -> SuiteReport {
-    let filter = std::env::var(FILTER_ENV).ok().filter(|filter| !filter.is_empty());
-    let mut report = SuiteReport { suite: kind.label(), ..Default::default() };
+    let mut report = SuiteReport::named(kind.label());
     for check in checks::all().iter().filter(|check| kind.runs(check)) {
-        if filter.as_deref().is_some_and(|filter| !check.name.contains(filter)) {
-            report.skipped.push((check.name, "excluded by STRATA_CONFORMANCE_FILTER"));
+        if report.filtered_out(check.name) {
             continue;
         }
         if let Some(reason) = check.needs.unmet(&options) {
-            report.skipped.push((check.name, reason));
+            report.skip(check.name, reason);
             continue;
         }
-        match run_one(check, options, target.clone()).await {
-            Ok(()) => report.passed.push(check.name),
-            Err(message) => report.failures.push(CheckFailure { check: check.name, message }),
-        }
+        report.record(check.name, run_one(check, options, target.clone()).await);
     }
     report
 }
 
-async fn run_one(check: &Check, options: SuiteOptions, target: Target) -> Result<(), String> {
-    let dir = tempfile::Builder::new()
+/// A fresh scratch directory for one check.
+pub(crate) fn scratch_dir() -> Result<TempDir, String> {
+    tempfile::Builder::new()
         .prefix("strata-conformance-")
         .tempdir()
-        .map_err(|error| format!("could not create a scratch directory: {error}"))?;
+        .map_err(|error| format!("could not create a scratch directory: {error}"))
+}
+
+async fn run_one(check: &Check, options: SuiteOptions, target: Target) -> Result<(), String> {
     let env = Arc::new(Env {
         options,
         clock: ManualClock::new(START_MS),
-        dir,
+        dir: scratch_dir()?,
         target,
         store: Mutex::new(None),
         factory: Mutex::new(None),
     });
-    let mut task = tokio::spawn((check.run)(env));
+    isolated((check.run)(env)).await
+}
+
+/// Runs one check in its own task: a panic, or not finishing within the check deadline, is
+/// reported as the check's failure.
+pub(crate) async fn isolated(
+    check: impl Future<Output = Result<(), String>> + Send + 'static,
+) -> Result<(), String> {
+    let mut task = tokio::spawn(check);
     match tokio::time::timeout(CHECK_DEADLINE, &mut task).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(join_error)) => Err(match join_error.try_into_panic() {

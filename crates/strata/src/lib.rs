@@ -5,6 +5,8 @@
 
 pub use strata_core::*;
 
+#[cfg(feature = "attachments")]
+pub use strata_attachments as attachments;
 #[cfg(feature = "file")]
 pub use strata_file as file;
 #[cfg(feature = "layers")]
