@@ -1,5 +1,6 @@
-//! Per-layer overhead of the observability layers over the in-memory store, in the same run
-//! as the bare store: a read (`load_node`, a hit) and a commit (blind, no graph change).
+//! Per-layer overhead of the observability and policy layers over the in-memory store, in the
+//! same run as the bare store: a read (`load_node`, a hit) and a commit (blind, no graph
+//! change).
 //!
 //! ```text
 //! cargo bench --bench layers
@@ -9,6 +10,9 @@
 //! - `bare`: the in-memory store; `pass_through`: one do-nothing `Around` layer (the cost of
 //!   the forwarding machinery every around-decorator shares);
 //! - `tracing/off`, `metrics/off`, `tracing+metrics/off`: no subscriber, no recorder;
+//! - `retry`, `timeout`, `limit`, `breaker`, `faults/idle` (nothing armed): each policy layer
+//!   alone at its defaults, on the happy path (no recorder installed); `policy`: the four
+//!   policy layers stacked in the recommended order (retry → timeout → limit → breaker);
 //! - `tracing/filtered`: a `tracing-subscriber` registry with a `warn` filter (the store spans
 //!   are filtered out); `metrics/recorded`: the Prometheus recorder; `tracing+metrics/installed`:
 //!   both.
@@ -30,7 +34,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use strata::layers::metrics::{DURATION_BUCKETS, names};
-use strata::layers::{MetricsLayer, TracingLayer};
+use strata::layers::{
+    CircuitBreakerLayer, ConcurrencyLimitLayer, FaultInjection, MetricsLayer, RetryLayer,
+    TimeoutLayer, TracingLayer,
+};
 use strata::memory::MemoryStore;
 use strata::{
     Bytes, GraphCommitDelta, PassThrough, RuntimeCommit, RuntimePersistence, SessionNodeRecord,
@@ -172,6 +179,39 @@ fn layers(c: &mut Criterion) {
     );
     let both = StoreBuilder::new().layer(TracingLayer::default()).layer(MetricsLayer::default());
     run("tracing+metrics/off", seeded(&rt, both.build(memory())), nothing);
+
+    // The policy layers, each alone and the four together, on the happy path.
+    run(
+        "retry",
+        seeded(&rt, StoreBuilder::new().layer(RetryLayer::default()).build(memory())),
+        nothing,
+    );
+    run(
+        "timeout",
+        seeded(&rt, StoreBuilder::new().layer(TimeoutLayer::default()).build(memory())),
+        nothing,
+    );
+    run(
+        "limit",
+        seeded(&rt, StoreBuilder::new().layer(ConcurrencyLimitLayer::default()).build(memory())),
+        nothing,
+    );
+    run(
+        "breaker",
+        seeded(&rt, StoreBuilder::new().layer(CircuitBreakerLayer::default()).build(memory())),
+        nothing,
+    );
+    run(
+        "faults/idle",
+        seeded(&rt, StoreBuilder::new().layer(FaultInjection::new()).build(memory())),
+        nothing,
+    );
+    let policy = StoreBuilder::new()
+        .layer(RetryLayer::default())
+        .layer(TimeoutLayer::default())
+        .layer(ConcurrencyLimitLayer::default())
+        .layer(CircuitBreakerLayer::default());
+    run("policy", seeded(&rt, policy.build(memory())), nothing);
 
     // A subscriber filtering the store spans out (warn), and a Prometheus recorder.
     let subscriber = {

@@ -24,8 +24,10 @@
 //! | wait after which a dropped call is a failure | 1 s | [`with_hang_threshold`](CircuitBreakerLayer::with_hang_threshold) |
 //!
 //! The window counts calls, not seconds (the last `window` calls however old, as
-//! resilience4j's count-based window): a call that is answered costs no clock read. The
-//! cool-down is timed on tokio's clock (tests run it on a paused clock).
+//! resilience4j's count-based window): a call that is answered costs no clock read, and
+//! while the breaker is closed with a window full of successes, a call is let through and its
+//! success recorded without taking the breaker's lock. The cool-down is timed on tokio's
+//! clock (tests run it on a paused clock).
 //!
 //! # What counts as a failure
 //!
@@ -117,7 +119,7 @@ impl CircuitState {
     }
 
     const fn from_code(code: u64) -> Self {
-        match code & 0b11 {
+        match code & STATE_BITS {
             0 => CircuitState::Closed,
             1 => CircuitState::Open,
             _ => CircuitState::HalfOpen,
@@ -283,11 +285,23 @@ impl fmt::Debug for CircuitBreakerLayer {
     }
 }
 
+/// Set in [`Breaker::packed`] while the breaker is closed with a full window of successes and
+/// no failure since: recording one more success would change nothing, so a successful call
+/// takes no lock.
+const CLEAN: u64 = 0b100;
+
+/// The state's bits in [`Breaker::packed`].
+const STATE_BITS: u64 = 0b11;
+
+/// Where the generation starts in [`Breaker::packed`].
+const GENERATION_SHIFT: u32 = 3;
+
 /// The breaker every clone of the layer shares.
 struct Breaker {
     settings: Settings,
-    /// The state (low two bits, [`CircuitState::code`]) and the generation (the rest): what
-    /// a call reads to be let through without taking the lock.
+    /// The state (low two bits, [`CircuitState::code`]), the [`CLEAN`] bit and the
+    /// generation (the rest, from [`GENERATION_SHIFT`]): what a call reads to be let through,
+    /// and a success to be recorded, without taking the lock.
     packed: AtomicU64,
     machine: Mutex<Machine>,
     #[cfg(feature = "metrics")]
@@ -350,6 +364,10 @@ impl Window {
         self.next = (self.next + 1) % self.failed.len();
     }
 
+    fn is_full_of_successes(&self) -> bool {
+        self.len == self.failed.len() && self.failures == 0
+    }
+
     fn clear(&mut self) {
         *self = Self::new(self.failed.len());
     }
@@ -397,7 +415,7 @@ impl Breaker {
         self.metrics();
         let packed = self.packed.load(Ordering::Acquire);
         if CircuitState::from_code(packed) == CircuitState::Closed {
-            return Ok(Ticket::Closed(packed >> 2));
+            return Ok(Ticket::Closed(packed >> GENERATION_SHIFT));
         }
         let mut machine = self.lock();
         let (admitted, transition) = match machine.phase {
@@ -427,6 +445,12 @@ impl Breaker {
 
     /// Records how an admitted call ended: `Some(failed)`, or `None` when it was dropped.
     fn finish(&self, ticket: Ticket, failed: Option<bool>) {
+        if let (Ticket::Closed(generation), Some(false)) = (ticket, failed) {
+            let packed = self.packed.load(Ordering::Acquire);
+            if packed & CLEAN != 0 && packed >> GENERATION_SHIFT == generation {
+                return;
+            }
+        }
         let mut machine = self.lock();
         let transition = match ticket {
             Ticket::Closed(generation) if generation == machine.generation => {
@@ -434,6 +458,7 @@ impl Breaker {
                 machine.window.record(failed);
                 if !failed {
                     machine.consecutive_failures = 0;
+                    self.publish(&machine);
                     return;
                 }
                 machine.consecutive_failures += 1;
@@ -441,6 +466,7 @@ impl Breaker {
                 let trips = machine.consecutive_failures >= settings.consecutive_failures
                     || machine.window.over(settings.failure_rate, settings.min_calls);
                 if !trips {
+                    self.publish(&machine);
                     return;
                 }
                 self.open(&mut machine)
@@ -476,9 +502,19 @@ impl Breaker {
         let from = machine.phase.state();
         machine.phase = phase;
         machine.generation += 1;
-        let to = machine.phase.state();
-        self.packed.store(machine.generation << 2 | to.code(), Ordering::Release);
-        CircuitTransition { from, to }
+        self.publish(machine);
+        CircuitTransition { from, to: machine.phase.state() }
+    }
+
+    /// Publishes the machine's state, generation and cleanness in [`Breaker::packed`].
+    fn publish(&self, machine: &Machine) {
+        let clean = matches!(machine.phase, Phase::Closed)
+            && machine.consecutive_failures == 0
+            && machine.window.is_full_of_successes();
+        let packed = machine.generation << GENERATION_SHIFT
+            | if clean { CLEAN } else { 0 }
+            | machine.phase.state().code();
+        self.packed.store(packed, Ordering::Release);
     }
 
     /// Tells the metrics and the hook about a transition (called without the lock held).
@@ -756,6 +792,33 @@ mod tests {
             assert!(matches!(store.load_node("n").await, Err(StoreError::Timeout { .. })));
         }
         assert_eq!(breaker.state(), Open, "two hung attempts, timed out at 1 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn successes_recorded_without_the_lock_keep_the_failure_rate_exact() {
+        // A window of 4 full of successes is "clean" (successes skip the lock); a failure
+        // makes it unclean, so the successes after it are recorded again.
+        let layer = CircuitBreakerLayer::default()
+            .with_consecutive_failures(100)
+            .with_failure_rate(0.5, 4, 4);
+        let (store, faults) = stack(layer.clone());
+        for _ in 0..10 {
+            store.load_node("n").await.unwrap();
+        }
+        let fail = || Some(Fault::FailBefore(unavailable()));
+        // One failure in every four calls: never half of the window, as long as the
+        // successes between failures are recorded.
+        faults.script(Operation::LoadNode, (0..3).flat_map(|_| [fail(), None, None, None]));
+        for call in 0..12 {
+            let _ = store.load_node("n").await;
+            assert_eq!(layer.state(), Closed, "call {call}");
+        }
+        // Two failures in four calls open it.
+        faults.script(Operation::LoadNode, [fail(), None, fail()]);
+        for _ in 0..3 {
+            let _ = store.load_node("n").await;
+        }
+        assert_eq!(layer.state(), Open);
     }
 
     #[test]
