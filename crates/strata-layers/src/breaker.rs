@@ -21,7 +21,7 @@
 //! | failure rate that opens it, over the last `window` calls, once `min_calls` were seen | 50 % of the last 20, at least 10 | [`with_failure_rate`](CircuitBreakerLayer::with_failure_rate) |
 //! | cool-down before the first probe | 1 s | [`with_cool_down`](CircuitBreakerLayer::with_cool_down) |
 //! | probes in flight when half-open | 1 | [`with_half_open_probes`](CircuitBreakerLayer::with_half_open_probes) |
-//! | wait after which a dropped call is a failure | 1 s | [`with_hang_threshold`](CircuitBreakerLayer::with_hang_threshold) |
+//! | wait after which a dropped call is a failure | 500 ms | [`with_hang_threshold`](CircuitBreakerLayer::with_hang_threshold) |
 //!
 //! The window counts calls, not seconds (the last `window` calls however old, as
 //! resilience4j's count-based window): a call that is answered costs no clock read, and
@@ -37,7 +37,7 @@
 //! (a property of one record, not of the store's health), `Unsupported`, `Locked`.
 //!
 //! A call dropped before it ended is a failure when it had been waiting for at least the
-//! hang threshold (default 1 s, [`with_hang_threshold`](CircuitBreakerLayer::with_hang_threshold)),
+//! hang threshold (default 500 ms, [`with_hang_threshold`](CircuitBreakerLayer::with_hang_threshold)),
 //! and is not recorded otherwise. In the recommended order the timeout layer sits outside the
 //! breaker and drops an attempt at its deadline, so a store that hangs instead of failing
 //! trips the breaker too; a caller that gives up on a quick call does not.
@@ -164,7 +164,7 @@ impl Default for Settings {
             min_calls: 10,
             cool_down: Duration::from_secs(1),
             half_open_probes: 1,
-            hang_threshold: Duration::from_secs(1),
+            hang_threshold: Duration::from_millis(500),
             on_transition: None,
             #[cfg(feature = "metrics")]
             store_name: None,
@@ -250,8 +250,10 @@ impl CircuitBreakerLayer {
         self.configure(|settings| settings.half_open_probes = probes)
     }
 
-    /// A call dropped after it waited at least `threshold` counts as a failure (default 1 s,
-    /// the timeout layer's shortest default deadline); `Duration::MAX` never counts one.
+    /// A call dropped after it waited at least `threshold` counts as a failure (default
+    /// 500 ms: below the timeout layer's shortest default deadline, 1 s, less the limiter's
+    /// longest default wait for a permit, 250 ms, so that every attempt the timeout drops
+    /// counts); `Duration::MAX` never counts one.
     pub fn with_hang_threshold(self, threshold: Duration) -> Self {
         self.configure(|settings| settings.hang_threshold = threshold)
     }
