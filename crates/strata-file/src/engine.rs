@@ -11,11 +11,13 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use strata_core::{Bytes, StoreError};
+use tokio::sync::{oneshot, watch};
 
 use crate::format::{self, FILE_HEADER_LEN, FileKind};
 use crate::options::FileStoreOptions;
@@ -60,35 +62,74 @@ const TMP_SUFFIX: &str = ".tmp";
 pub type Plan<M, O> = (Option<M>, O);
 
 /// The durable image of one store directory, shared by every handle of that store.
+///
+/// Callers plan and apply under the image lock (CPU only, no I/O) and queue the encoded
+/// record for the store's **log writer**, a thread of its own that appends, `fdatasync`s and
+/// acknowledges records in order (group commit: everything queued while it syncs shares the
+/// next sync). Callers await the acknowledgement asynchronously. Dropping the engine stops
+/// the writer once it has written everything queued.
 pub struct Engine<S: Image> {
-    dir: PathBuf,
-    options: FileStoreOptions,
-    inner: Mutex<Inner<S>>,
-    sync: Mutex<SyncState>,
-    synced: Condvar,
-    appended: AtomicU64,
-    /// Mirror of `SyncState::synced`, so that a read with nothing pending takes no second lock.
-    durable: AtomicU64,
-    compaction: Mutex<()>,
-    _lock: File,
+    shared: Arc<Shared<S>>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
 }
 
-struct Inner<S> {
+/// What the handles and the log writer share.
+struct Shared<S> {
+    dir: PathBuf,
+    options: FileStoreOptions,
+    image: Mutex<ImageState<S>>,
+    /// Mirror of `progress.acknowledged`, so that a caller with nothing pending takes no lock.
+    acknowledged: AtomicU64,
+    progress: watch::Sender<Progress>,
+}
+
+struct ImageState<S> {
     state: S,
-    log: Arc<File>,
+    /// Sequence number of the last record queued for the log (records count from 1).
+    queued: u64,
+    poisoned: Option<StoreError>,
+}
+
+/// How far the log writer got.
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    /// Every record up to this sequence number is written (and, with `SyncPolicy::Always`,
+    /// `fdatasync`ed).
+    acknowledged: u64,
+    /// Why the writer stopped acknowledging, if it did.
+    failed: Option<String>,
+}
+
+/// A compaction's caller, told the outcome.
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Work for the log writer.
+enum Job {
+    /// Write record `seq` (a complete frame) at the end of the log.
+    Append { seq: u64, frame: Vec<u8> },
+    /// Fold the log into a new snapshot, then reply.
+    Compact(Reply),
+}
+
+/// The log writer: owns the live log segment and the process lock, writes queued records in
+/// order, syncs them in groups, acknowledges them, and compacts.
+struct LogWriter<S> {
+    shared: Arc<Shared<S>>,
+    jobs: mpsc::Receiver<Job>,
+    log: File,
     log_gen: u64,
     log_len: u64,
     /// Physical length of the log file: `log_len` plus preallocated zeros.
     log_alloc: u64,
     snapshot_len: u64,
-    poisoned: Option<StoreError>,
-}
-
-struct SyncState {
-    synced: u64,
-    syncing: bool,
-    log: Arc<File>,
-    failed: Option<String>,
+    /// Sequence number of the last record written to the log.
+    written: u64,
+    /// Compactions asked for and not yet answered.
+    replies: Vec<Reply>,
+    /// Why a write or sync failed, once one did: nothing more is written.
+    failure: Option<String>,
+    _lock: File,
 }
 
 #[derive(Serialize)]
@@ -109,6 +150,10 @@ fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StoreEr
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the store's log writer has stopped; reopen".into())
 }
 
 /// `fsync`s the directory `dir` so that entries created, renamed or removed in it are durable.
@@ -240,7 +285,8 @@ pub fn take_lock(dir: &Path) -> Result<File, StoreError> {
 impl<S: Image> Engine<S> {
     /// Opens (creating if needed) the store in `dir`: takes the process lock, loads the
     /// snapshot, replays the log chain, discards a torn tail, removes leftovers of an
-    /// interrupted compaction.
+    /// interrupted compaction, and starts the log writer. Blocking: call it off the async
+    /// workers.
     pub fn open(dir: &Path, options: FileStoreOptions) -> Result<Self, StoreError> {
         let sync = options.sync.syncs();
         ensure_dir(dir, sync)?;
@@ -310,86 +356,92 @@ impl<S: Image> Engine<S> {
             fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
         }
         remove_leftover_tmp_files(dir)?;
-        let log = Arc::new(open_for_writing(&dir.join(log_name(last_gen)))?);
-        Ok(Self {
+        let log = open_for_writing(&dir.join(log_name(last_gen)))?;
+        let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             options,
-            inner: Mutex::new(Inner {
-                state,
-                log: log.clone(),
-                log_gen: last_gen,
-                log_len,
-                log_alloc,
-                snapshot_len,
-                poisoned: None,
-            }),
-            sync: Mutex::new(SyncState { synced: 0, syncing: false, log, failed: None }),
-            synced: Condvar::new(),
-            appended: AtomicU64::new(0),
-            durable: AtomicU64::new(0),
-            compaction: Mutex::new(()),
+            image: Mutex::new(ImageState { state, queued: 0, poisoned: None }),
+            acknowledged: AtomicU64::new(0),
+            progress: watch::Sender::new(Progress::default()),
+        });
+        let (jobs, receiver) = mpsc::channel();
+        let writer = LogWriter {
+            shared: shared.clone(),
+            jobs: receiver,
+            log,
+            log_gen: last_gen,
+            log_len,
+            log_alloc,
+            snapshot_len,
+            written: 0,
+            replies: Vec::new(),
+            failure: None,
             _lock: lock_file,
-        })
+        };
+        let writer = std::thread::Builder::new()
+            .name("strata-file-log".into())
+            .spawn(move || writer.run())
+            .map_err(io("start the log writer thread"))?;
+        Ok(Self { shared, jobs: Some(jobs), writer: Some(writer) })
     }
 
     /// The store directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.shared.dir
     }
 
     /// The options the engine was opened with.
     pub fn options(&self) -> &FileStoreOptions {
-        &self.options
+        &self.shared.options
     }
 
-    /// Runs `read` over the image and returns its answer once everything it may have observed
-    /// is durable (a read never returns state that a crash could take back).
-    pub fn read<R>(&self, read: impl FnOnce(&S) -> R) -> Result<R, StoreError> {
-        let (answer, observed) = {
-            let inner = lock(&self.inner);
-            if let Some(error) = &inner.poisoned {
-                return Err(error.clone());
-            }
-            (read(&inner.state), self.appended.load(Ordering::SeqCst))
-        };
-        self.wait_durable(observed)?;
-        Ok(answer)
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let jobs = self.jobs.as_ref().ok_or_else(writer_gone)?;
+        jobs.send(job).map_err(|_| writer_gone())
     }
 
-    /// Plans a write over the image, logs its mutation, applies it, and returns the answer
-    /// once the record is durable. A plan error or an oversize record changes nothing.
-    pub fn write<O>(
+    /// Runs `read` over the image. Returns its answer and the sequence number of the last
+    /// record it may have observed: pass it to [`Self::acknowledged`] before answering, so
+    /// that a read never returns state a crash could take back.
+    pub fn read<R>(&self, read: impl FnOnce(&S) -> R) -> Result<(R, u64), StoreError> {
+        let image = lock(&self.shared.image);
+        if let Some(error) = &image.poisoned {
+            return Err(error.clone());
+        }
+        Ok((read(&image.state), image.queued))
+    }
+
+    /// Plans a write over the image and, when it changes something, encodes its mutation,
+    /// queues the record for the log writer and applies it to the image, all under the image
+    /// lock (CPU work only). Returns the answer and the sequence number to pass to
+    /// [`Self::acknowledged`]: the write is durable once that resolves. A plan error or an
+    /// oversize record changes nothing.
+    pub fn submit<O>(
         &self,
         plan: impl FnOnce(&S) -> Result<Plan<S::Mutation, O>, StoreError>,
-    ) -> Result<O, StoreError> {
-        let (answer, lsn, compact) = {
-            let mut inner = lock(&self.inner);
-            if let Some(error) = &inner.poisoned {
-                return Err(error.clone());
-            }
-            let (mutation, answer) = plan(&inner.state)?;
-            match mutation {
-                None => (answer, self.appended.load(Ordering::SeqCst), false),
-                Some(mutation) => {
-                    let lsn = self.append(&mut inner, &mutation)?;
-                    inner.state.apply_mutation(&mutation);
-                    (answer, lsn, self.log_is_long(&inner))
-                }
-            }
-        };
-        self.wait_durable(lsn)?;
-        if compact {
-            // The write is durable and acknowledged whatever happens here; a failed compaction
-            // leaves the log longer and is retried by the next write that crosses the threshold
-            // (and reported by `compact` callers such as `vacuum`).
-            let _ = self.compact_if(|engine, inner| engine.log_is_long(inner));
+    ) -> Result<(O, u64), StoreError> {
+        let mut image = lock(&self.shared.image);
+        if let Some(error) = &image.poisoned {
+            return Err(error.clone());
         }
-        Ok(answer)
+        let (mutation, answer) = plan(&image.state)?;
+        let Some(mutation) = mutation else {
+            // A no-op may answer from state not yet durable (a stamped retry of a commit
+            // still being synced): wait for everything queued.
+            return Ok((answer, image.queued));
+        };
+        let frame = self.frame(&mutation)?;
+        let seq = image.queued + 1;
+        self.send(Job::Append { seq, frame })?;
+        image.queued = seq;
+        image.state.apply_mutation(&mutation);
+        Ok((answer, seq))
     }
 
-    fn append(&self, inner: &mut Inner<S>, mutation: &S::Mutation) -> Result<u64, StoreError> {
+    /// One log frame holding `mutation`, or `InvalidInput` when it exceeds the record limit.
+    fn frame(&self, mutation: &S::Mutation) -> Result<Vec<u8>, StoreError> {
         let payload = format::encode(mutation)?;
-        let limit = self.options.max_record_bytes;
+        let limit = self.shared.options.max_record_bytes;
         if payload.len() as u64 > limit {
             return Err(StoreError::InvalidInput(format!(
                 "write of {} bytes exceeds the limit max_record_bytes = {limit}",
@@ -398,133 +450,212 @@ impl<S: Image> Engine<S> {
         }
         let mut frame = Vec::with_capacity(payload.len() + format::FRAME_HEADER_LEN);
         format::push_frame(&mut frame, &payload);
-        let end = inner.log_len + frame.len() as u64;
-        if end > inner.log_alloc {
-            let grown = end + PREALLOCATE_BYTES;
-            let zeros = vec![0u8; (grown - inner.log_alloc) as usize];
-            inner
-                .log
-                .write_all_at(&zeros, inner.log_alloc)
-                .map_err(io(format_args!("preallocate log in {}", self.dir.display())))?;
-            inner.log_alloc = grown;
-        }
-        if let Err(error) = inner.log.write_all_at(&frame, inner.log_len) {
-            // Cut a partial write back off so it can never look like a damaged record later.
-            match inner.log.set_len(inner.log_len) {
-                Ok(()) => inner.log_alloc = inner.log_len,
-                Err(cut) => {
-                    inner.poisoned = Some(StoreError::Unavailable(format!(
-                        "log write failed ({error}) and could not be undone ({cut}); reopen"
-                    )));
-                }
-            }
-            return Err(StoreError::io(format!("append to {}", self.dir.display()), error));
-        }
-        inner.log_len = end;
-        Ok(self.appended.fetch_add(1, Ordering::SeqCst) + 1)
+        Ok(frame)
     }
 
-    /// Blocks until record `lsn` is durable. Group commit: one caller at a time runs
-    /// `fdatasync` and covers every record appended before it started; the others wait.
-    fn wait_durable(&self, lsn: u64) -> Result<(), StoreError> {
-        if !self.options.sync.syncs() || self.durable.load(Ordering::SeqCst) >= lsn {
+    /// Resolves once record `seq` is acknowledged by the log writer (written, and with
+    /// `SyncPolicy::Always` `fdatasync`ed), or fails when the writer failed before it. Never
+    /// blocks a thread; dropping the future stops the waiting, not the write.
+    pub async fn acknowledged(&self, seq: u64) -> Result<(), StoreError> {
+        if self.shared.acknowledged.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        let mut sync = lock(&self.sync);
-        loop {
-            if sync.synced >= lsn {
-                return Ok(());
+        let mut progress = self.shared.progress.subscribe();
+        let progress = progress
+            .wait_for(|progress| progress.acknowledged >= seq || progress.failed.is_some())
+            .await
+            .map_err(|_| writer_gone())?;
+        match &progress.failed {
+            Some(reason) if progress.acknowledged < seq => {
+                Err(StoreError::Unavailable(reason.clone()))
             }
-            if let Some(reason) = &sync.failed {
-                return Err(StoreError::Unavailable(reason.clone()));
-            }
-            if sync.syncing {
-                sync = self.synced.wait(sync).unwrap_or_else(|poisoned| poisoned.into_inner());
-                continue;
-            }
-            sync.syncing = true;
-            let target = self.appended.load(Ordering::SeqCst);
-            let log = sync.log.clone();
-            drop(sync);
-            let result = log.sync_data();
-            sync = lock(&self.sync);
-            sync.syncing = false;
-            match result {
-                Ok(()) => {
-                    sync.synced = sync.synced.max(target);
-                    self.durable.store(sync.synced, Ordering::SeqCst);
-                }
-                // After a failed fdatasync the kernel may have dropped the dirty pages: the
-                // in-memory image can no longer be trusted to match the disk.
-                Err(error) => {
-                    sync.failed = Some(format!("fdatasync of the log failed: {error}; reopen"));
-                }
-            }
-            self.synced.notify_all();
+            _ => Ok(()),
         }
     }
 
     /// Makes every later call on this engine fail with `error` (used when the store's
     /// directory is deleted under live handles).
     pub fn retire(&self, error: StoreError) {
-        lock(&self.inner).poisoned = Some(error);
+        lock(&self.shared.image).poisoned = Some(error);
+    }
+
+    /// Asks the log writer to fold the log into a new snapshot; `reply` is called with the
+    /// outcome, on the writer's thread.
+    fn request_compaction(&self, reply: Reply) -> Result<(), StoreError> {
+        self.send(Job::Compact(reply))
     }
 
     /// Folds the log into a new snapshot and starts a new log segment (crash-safe at every
-    /// step; see the crate docs). The image is encoded under the lock; file writes are not.
+    /// step; see the crate docs), blocking the calling thread until it is done.
     pub fn compact(&self) -> Result<(), StoreError> {
-        self.compact_if(|_, _| true)
+        let (done, outcome) = mpsc::channel();
+        self.request_compaction(Box::new(move |result| {
+            let _ = done.send(result);
+        }))?;
+        outcome.recv().map_err(|_| writer_gone())?
+    }
+
+    /// [`Self::compact`], awaited instead of blocking.
+    pub async fn compact_async(&self) -> Result<(), StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.request_compaction(Box::new(move |result| {
+            let _ = done.send(result);
+        }))?;
+        outcome.await.map_err(|_| writer_gone())?
+    }
+}
+
+/// Closes the job queue and waits for the log writer to finish what was queued (normally
+/// nothing: every caller awaits its write; a compaction in progress completes first), so
+/// that the lock is released when the last handle is dropped.
+impl<S: Image> Drop for Engine<S> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl<S: Image> LogWriter<S> {
+    /// Serves jobs until every engine handle is gone: takes whatever is queued, writes it,
+    /// syncs once for all of it (group commit), acknowledges, and compacts when asked or when
+    /// the live segment has grown long.
+    fn run(mut self) {
+        while let Ok(job) = self.jobs.recv() {
+            self.take(job);
+            while let Ok(job) = self.jobs.try_recv() {
+                self.take(job);
+            }
+            self.acknowledge();
+            if self.failure.is_some() {
+                let shared = self.shared.clone();
+                self.poison(&mut lock(&shared.image));
+            }
+            if !self.replies.is_empty() || self.log_is_long() {
+                // A write is acknowledged whatever happens here; a failed compaction leaves
+                // the log longer and is tried again after the next write (and reported to
+                // callers that asked for it, such as `vacuum`).
+                let result = self.compact();
+                for reply in std::mem::take(&mut self.replies) {
+                    reply(result.clone());
+                }
+            }
+        }
+    }
+
+    /// Writes a queued record (unless writing has failed), or notes a compaction request.
+    fn take(&mut self, job: Job) {
+        match job {
+            Job::Append { seq, frame } => {
+                if self.failure.is_none() {
+                    match self.append(&frame) {
+                        Ok(()) => self.written = seq,
+                        Err(reason) => self.failure = Some(reason),
+                    }
+                }
+            }
+            Job::Compact(reply) => self.replies.push(reply),
+        }
+    }
+
+    /// Writes one frame at the end of the live segment, preallocating as needed.
+    fn append(&mut self, frame: &[u8]) -> Result<(), String> {
+        let end = self.log_len + frame.len() as u64;
+        if end > self.log_alloc {
+            let grown = end + PREALLOCATE_BYTES;
+            let zeros = vec![0u8; (grown - self.log_alloc) as usize];
+            self.log
+                .write_all_at(&zeros, self.log_alloc)
+                .map_err(|error| format!("preallocating the log failed: {error}"))?;
+            self.log_alloc = grown;
+        }
+        self.log
+            .write_all_at(frame, self.log_len)
+            .map_err(|error| format!("appending to the log failed: {error}"))?;
+        self.log_len = end;
+        Ok(())
+    }
+
+    /// Makes every record written so far durable with one `fdatasync` (after the drill
+    /// delay, when one is set) and acknowledges them.
+    fn acknowledge(&mut self) {
+        if self.failure.is_some()
+            || self.written <= self.shared.acknowledged.load(Ordering::Acquire)
+        {
+            return;
+        }
+        if let Some(delay) = self.shared.options.write_delay {
+            std::thread::sleep(delay);
+        }
+        if self.shared.options.sync.syncs()
+            && let Err(error) = self.log.sync_data()
+        {
+            self.failure = Some(format!("fdatasync of the log failed: {error}"));
+            return;
+        }
+        let written = self.written;
+        self.shared.acknowledged.store(written, Ordering::Release);
+        self.shared.progress.send_modify(|progress| progress.acknowledged = written);
+    }
+
+    /// After a failed write or sync: the image holds records the log may not (and after a
+    /// failed `fdatasync` the kernel may have dropped dirty pages), so every later call fails
+    /// until the store is reopened; waiters of unacknowledged records get the reason.
+    fn poison(&self, image: &mut ImageState<S>) {
+        let Some(reason) = &self.failure else { return };
+        let reason = format!("{reason}; reopen the store");
+        image.poisoned = Some(StoreError::Unavailable(reason.clone()));
+        self.shared.progress.send_modify(|progress| progress.failed = Some(reason));
     }
 
     /// True when the live segment has outgrown both the minimum and the last snapshot.
-    fn log_is_long(&self, inner: &Inner<S>) -> bool {
-        inner.log_len > self.options.compact_min_log_bytes.max(inner.snapshot_len)
+    fn log_is_long(&self) -> bool {
+        self.log_len > self.shared.options.compact_min_log_bytes.max(self.snapshot_len)
     }
 
-    /// Compacts when `needed` still holds once this caller has the compaction to itself (so
-    /// writers that crossed the threshold together compact once).
-    fn compact_if(&self, needed: impl FnOnce(&Self, &Inner<S>) -> bool) -> Result<(), StoreError> {
-        let _one_at_a_time = lock(&self.compaction);
-        let sync = self.options.sync.syncs();
+    /// Folds the log into a new snapshot and starts a new log segment (crash-safe at every
+    /// step; see the crate docs). The image is encoded under its lock; file writes are not.
+    fn compact(&mut self) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        let sync = shared.options.sync.syncs();
         let (section, encoded, first_gen) = {
-            let mut inner = lock(&self.inner);
-            if let Some(error) = &inner.poisoned {
+            let mut image = lock(&shared.image);
+            if let Some(error) = &image.poisoned {
                 return Err(error.clone());
             }
-            if !needed(self, &inner) {
-                return Ok(());
+            // Records queued before the lock was taken are in the image: they belong to the
+            // segment the new snapshot covers.
+            while let Ok(job) = self.jobs.try_recv() {
+                self.take(job);
             }
-            let mut sync_state = lock(&self.sync);
-            if sync {
-                inner.log.sync_data().map_err(io("fdatasync log before compaction"))?;
+            self.acknowledge();
+            self.poison(&mut image);
+            if let Some(error) = &image.poisoned {
+                return Err(error.clone());
             }
-            let new_gen = inner.log_gen + 1;
+            let new_gen = self.log_gen + 1;
             let name = log_name(new_gen);
-            write_atomically(&self.dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
-            let log = Arc::new(open_for_writing(&self.dir.join(&name))?);
-            sync_state.synced = self.appended.load(Ordering::SeqCst);
-            self.durable.store(sync_state.synced, Ordering::SeqCst);
-            sync_state.log = log.clone();
-            drop(sync_state);
-            inner.log = log;
-            inner.log_gen = new_gen;
-            inner.log_len = FILE_HEADER_LEN as u64;
-            inner.log_alloc = inner.log_len;
-            let section = inner.state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
-            let image = SnapshotOut { first_log_gen: new_gen, state: &inner.state };
-            (section, format::encode(&image)?, new_gen)
+            write_atomically(&shared.dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
+            self.log = open_for_writing(&shared.dir.join(&name))?;
+            self.log_gen = new_gen;
+            self.log_len = FILE_HEADER_LEN as u64;
+            self.log_alloc = self.log_len;
+            let section = image.state.seal_section(SNAPSHOT_FILE, FILE_HEADER_LEN as u64)?;
+            let snapshot = SnapshotOut { first_log_gen: new_gen, state: &image.state };
+            (section, format::encode(&snapshot)?, new_gen)
         };
         let header = format::file_header(FileKind::Snapshot);
         let mut record = Vec::with_capacity(format::FRAME_HEADER_LEN + encoded.len());
         format::push_frame(&mut record, &encoded);
-        write_atomically(&self.dir, SNAPSHOT_FILE, &[&header, &section, &record], sync)?;
-        lock(&self.inner).snapshot_len = (header.len() + section.len() + record.len()) as u64;
-        for old in list_logs(&self.dir)?.into_iter().filter(|&g| g < first_gen) {
-            let path = self.dir.join(log_name(old));
+        write_atomically(&shared.dir, SNAPSHOT_FILE, &[&header, &section, &record], sync)?;
+        self.snapshot_len = (header.len() + section.len() + record.len()) as u64;
+        for old in list_logs(&shared.dir)?.into_iter().filter(|&g| g < first_gen) {
+            let path = shared.dir.join(log_name(old));
             fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
         }
         if sync {
-            sync_dir(&self.dir)?;
+            sync_dir(&shared.dir)?;
         }
         Ok(())
     }
@@ -532,7 +663,7 @@ impl<S: Image> Engine<S> {
 
 impl<S: Image> std::fmt::Debug for Engine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Engine({})", self.dir.display())
+        write!(f, "Engine({})", self.shared.dir.display())
     }
 }
 
@@ -559,12 +690,18 @@ mod tests {
         fn attach_section(&mut self, (): ()) {}
     }
 
+    /// Awaits `future` on a throwaway current-thread runtime.
+    fn wait<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
+    }
+
     fn push(engine: &Engine<Numbers>, value: u64) {
-        engine.write(|_| Ok((Some(value), ()))).unwrap();
+        let ((), seq) = engine.submit(|_| Ok((Some(value), ()))).unwrap();
+        wait(engine.acknowledged(seq)).unwrap();
     }
 
     fn numbers(engine: &Engine<Numbers>) -> Vec<u64> {
-        engine.read(|image| image.0.clone()).unwrap()
+        engine.read(|image| image.0.clone()).unwrap().0
     }
 
     fn small_log() -> FileStoreOptions {
@@ -654,7 +791,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = FileStoreOptions::default().with_max_record_bytes(4);
         let engine = Engine::<Numbers>::open(dir.path(), options).unwrap();
-        let error = engine.write(|_| Ok((Some(u64::MAX), ()))).unwrap_err();
+        let error = engine.submit(|_| Ok((Some(u64::MAX), ()))).unwrap_err();
         assert!(error.to_string().contains("max_record_bytes = 4"), "{error}");
         push(&engine, 7);
         assert_eq!(numbers(&engine), vec![7]);

@@ -11,7 +11,7 @@ use strata_core::{
 use crate::engine::{self, sync_dir};
 use crate::ids::validate_id;
 use crate::options::FileStoreOptions;
-use crate::store::{FileStore, blocking};
+use crate::store::{FileStore, offload};
 
 /// Makes [`FileStore`] handles under one root: session `s` lives in `<root>/<s>/`. Handles of
 /// one session share one engine within the process, across factories too (see
@@ -94,7 +94,9 @@ impl SessionStoreFactory for FileStoreFactory {
         &self,
         request: SessionStoreRequest,
     ) -> Result<Arc<dyn RuntimePersistence>, StoreError> {
-        Ok(Arc::new(blocking(|| self.open_store(&request.session_id))?))
+        let factory = self.clone();
+        let store = offload(move || factory.open_store(&request.session_id)).await??;
+        Ok(Arc::new(store))
     }
 
     async fn open_existing_store(
@@ -102,22 +104,26 @@ impl SessionStoreFactory for FileStoreFactory {
         session_id: &str,
     ) -> Result<Option<Arc<dyn RuntimePersistence>>, StoreError> {
         let dir = self.session_dir(session_id)?;
-        if !engine::store_exists(&dir) {
-            return Ok(None);
-        }
-        Ok(Some(Arc::new(blocking(|| FileStore::open(dir, self.options.clone()))?)))
+        let options = self.options.clone();
+        let store = offload(move || {
+            engine::store_exists(&dir).then(|| FileStore::open(dir, options)).transpose()
+        })
+        .await??;
+        Ok(store.map(|store| Arc::new(store) as Arc<dyn RuntimePersistence>))
     }
 
     /// Deletes the session's directory. Handles still open on it in this process fail from
     /// then on; a later `create_store` starts an empty store.
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
         let dir = self.session_dir(session_id)?;
-        blocking(|| self.delete_dir(session_id, &dir))
+        let (factory, session_id) = (self.clone(), session_id.to_owned());
+        offload(move || factory.delete_dir(&session_id, &dir)).await?
     }
 
     /// The subdirectories of the root that hold a store and whose names are valid session
     /// ids (anything else in the root is ignored).
     async fn list_sessions(&self) -> Result<Vec<String>, StoreError> {
-        blocking(|| self.session_ids())
+        let factory = self.clone();
+        offload(move || factory.session_ids()).await?
     }
 }

@@ -1,6 +1,7 @@
-//! Configuration of a file store: sync policy, clock and limits.
+//! Configuration of a file store: sync policy, clock, limits, and the write-delay drill hook.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use strata_core::{DurabilityTier, SharedClock, SystemClock};
 
@@ -51,6 +52,8 @@ pub struct FileStoreOptions {
     /// The log is compacted into a snapshot once it exceeds both this size and the size of
     /// the last snapshot, which bounds replay at open to about one snapshot's worth of bytes.
     pub compact_min_log_bytes: u64,
+    /// Test and drill hook: see [`FileStoreOptions::with_write_delay`]. Default `None`.
+    pub write_delay: Option<Duration>,
 }
 
 impl Default for FileStoreOptions {
@@ -60,6 +63,7 @@ impl Default for FileStoreOptions {
             clock: Arc::new(SystemClock),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             compact_min_log_bytes: DEFAULT_COMPACT_MIN_LOG_BYTES,
+            write_delay: None,
         }
     }
 }
@@ -86,6 +90,18 @@ impl FileStoreOptions {
     /// Sets the minimum log size before compaction.
     pub fn with_compact_min_log_bytes(mut self, bytes: u64) -> Self {
         self.compact_min_log_bytes = bytes;
+        self
+    }
+
+    /// Test and drill hook: every write is held for `delay` on the store's I/O side before it
+    /// is acknowledged. Exactly where: the log writer thread, after it has written the
+    /// write's record to the log (`pwrite`) and before the `fdatasync` that makes it durable
+    /// (before the acknowledgement with [`SyncPolicy::OsBuffered`]); the writes of one group
+    /// commit share one delay. Callers await it like a slow disk: a timeout around the call
+    /// fires, a dropped call stops waiting, and the write still applies (the ambiguous
+    /// outcome); reads wait for the writes they observed. Never blocks an async worker.
+    pub fn with_write_delay(mut self, delay: Duration) -> Self {
+        self.write_delay = Some(delay);
         self
     }
 }

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
-use std::future::Future;
-
 use strata_core::{
-    Bytes, DurabilityTier, Mutation, Request, Response, Serve, SessionState, StoreError,
+    Bytes, DurabilityTier, Mutation, Request, Response, Serve, SessionReadScope, SessionState,
+    StoreError,
 };
 
 use crate::engine::{self, Engine, Image};
@@ -61,14 +60,43 @@ fn canonical(dir: &Path) -> Result<PathBuf, StoreError> {
     dir.canonicalize().map_err(|error| StoreError::io(format!("resolve {}", dir.display()), error))
 }
 
-/// Runs blocking file work without stalling a multi-threaded tokio runtime's other tasks
-/// (`block_in_place`); elsewhere (no runtime, or a current-thread one) it runs inline.
-pub(crate) fn blocking<R>(work: impl FnOnce() -> R) -> R {
+/// Runs blocking file work on tokio's blocking pool, so that no async worker waits on the
+/// disk; outside a tokio runtime (nothing to stall) it runs inline. A panic in `work` is a
+/// `Backend` error.
+pub(crate) async fn offload<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, StoreError> {
     match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
+        Ok(runtime) => runtime
+            .spawn_blocking(work)
+            .await
+            .map_err(|error| StoreError::Backend(format!("blocking file work failed: {error}"))),
+        Err(_) => Ok(work()),
+    }
+}
+
+/// A read that may need node bodies from the snapshot file, owned so that it can move to the
+/// blocking pool.
+enum FileRead {
+    Node(String),
+    Session(SessionReadScope),
+}
+
+impl FileRead {
+    /// The owned form of `request`, for the reads that can touch the graph base.
+    fn of(request: &Request<'_>) -> Option<Self> {
+        match request {
+            Request::LoadNode { node_id } => Some(Self::Node((*node_id).to_owned())),
+            Request::LoadSession { scope } => Some(Self::Session(scope.clone())),
+            _ => None,
         }
-        _ => work(),
+    }
+
+    fn request(&self) -> Request<'_> {
+        match self {
+            Self::Node(node_id) => Request::LoadNode { node_id },
+            Self::Session(scope) => Request::LoadSession { scope: scope.clone() },
+        }
     }
 }
 
@@ -108,7 +136,9 @@ impl FileStore {
     /// directory open, the new handle shares that engine (and its options: the first opener's
     /// win). Fails with [`StoreError::Locked`] when another process holds it, with
     /// [`StoreError::CorruptData`] or [`StoreError::UnsupportedRecordSchemaVersion`] when its
-    /// files cannot be read.
+    /// files cannot be read. Blocking (it reads and replays files): from async code, open
+    /// stores through a [`FileStoreFactory`](crate::FileStoreFactory), which does this on the
+    /// blocking pool, or call it through `spawn_blocking`.
     pub fn open(dir: impl AsRef<Path>, options: FileStoreOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         engine::ensure_dir(dir, options.sync.syncs())?;
@@ -141,8 +171,10 @@ impl FileStore {
     }
 
     /// Folds the log into a fresh snapshot now (normally automatic; see the crate docs).
+    /// Blocks the calling thread until the snapshot is durable: from async code, call it
+    /// through `spawn_blocking`.
     pub fn compact(&self) -> Result<(), StoreError> {
-        blocking(|| self.engine.compact())
+        self.engine.compact()
     }
 
     /// Retires the open engine of `dir` in this process, if any: its handles fail from now on
@@ -157,57 +189,76 @@ impl FileStore {
         self.engine.options().clock.now_ms()
     }
 
-    /// Serves a read from the image (an index lookup or a path walk; node bodies of the
-    /// snapshot's graph section are read from the file, only those the read returns).
-    fn read(&self, request: Request<'_>) -> Result<Response, StoreError> {
+    /// Serves a read from the image: in the caller's task when it needs memory only, on the
+    /// blocking pool when it reads node bodies from the snapshot file. Answers once every
+    /// write it observed is acknowledged.
+    async fn read(&self, request: Request<'_>) -> Result<Response, StoreError> {
         let now_ms = self.now_ms();
-        self.engine.read(|state| state.read(&request, now_ms))?
+        let (served, observed) = self.engine.read(|state| match FileRead::of(&request) {
+            Some(read) if state.read_touches_base(&request) => Err(read),
+            _ => Ok(state.read(&request, now_ms)),
+        })?;
+        let (answer, observed) = match served {
+            Ok(answer) => (answer, observed),
+            Err(read) => {
+                let engine = self.engine.clone();
+                offload(move || engine.read(|state| state.read(&read.request(), now_ms))).await??
+            }
+        };
+        self.engine.acknowledged(observed).await?;
+        answer
     }
 
-    /// Plans, logs durably, applies; returns the call's answer.
-    fn write(&self, request: Request<'_>) -> Result<Response, StoreError> {
+    /// Plans, queues and applies under the image lock, then awaits the log writer's
+    /// acknowledgement; returns the call's answer.
+    async fn write(&self, request: Request<'_>) -> Result<Response, StoreError> {
         validate_request(&request)?;
         let now_ms = self.now_ms();
-        blocking(|| {
-            self.engine.write(|state| {
-                let planned = state.plan(&request, now_ms)?;
-                Ok((planned.mutation, planned.output))
-            })
-        })
+        let (answer, seq) = self.engine.submit(|state| {
+            let planned = state.plan(&request, now_ms)?;
+            Ok((planned.mutation, planned.output))
+        })?;
+        self.engine.acknowledged(seq).await?;
+        Ok(answer)
     }
 
     /// A write that removed data, followed by a compaction so the space is reclaimed on disk.
-    fn write_then_reclaim(
+    async fn write_then_reclaim(
         &self,
         request: Request<'_>,
         removed: impl FnOnce(&Response) -> bool,
     ) -> Result<Response, StoreError> {
-        let response = self.write(request)?;
+        let response = self.write(request).await?;
         if removed(&response) {
-            self.compact()?;
+            self.engine.compact_async().await?;
         }
         Ok(response)
     }
 }
 
-/// Reads come from the in-memory image; writes are logged durably before they answer;
-/// `vacuum` and `gc_unreachable` compact afterwards when they removed something, so the space
-/// comes back on disk.
+/// Every call does its work when its future is polled, never when it is created. Reads come
+/// from the in-memory image (node bodies of the snapshot on the blocking pool); writes are
+/// planned and applied in the caller's task and made durable by the log writer thread, which
+/// the caller awaits; `vacuum` and `gc_unreachable` compact afterwards when they removed
+/// something, so the space comes back on disk. See the crate docs for cancellation.
 impl Serve for FileStore {
-    fn serve<'a>(
-        &'a self,
-        request: Request<'a>,
-    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
-        std::future::ready(match request {
-            Request::Vacuum => self.write_then_reclaim(Request::Vacuum, |response| {
-                matches!(response, Response::Vacuumed(report) if report.removed_node_count > 0)
-            }),
-            Request::GcUnreachable => self.write_then_reclaim(Request::GcUnreachable, |response| {
-                matches!(response, Response::Collected(report) if report.deleted_blob_count > 0)
-            }),
-            request if request.class().is_read() => self.read(request),
-            request => self.write(request),
-        })
+    async fn serve(&self, request: Request<'_>) -> Result<Response, StoreError> {
+        match request {
+            Request::Vacuum => {
+                self.write_then_reclaim(Request::Vacuum, |response| {
+                    matches!(response, Response::Vacuumed(report) if report.removed_node_count > 0)
+                })
+                .await
+            }
+            Request::GcUnreachable => {
+                self.write_then_reclaim(Request::GcUnreachable, |response| {
+                    matches!(response, Response::Collected(report) if report.deleted_blob_count > 0)
+                })
+                .await
+            }
+            request if request.class().is_read() => self.read(request).await,
+            request => self.write(request).await,
+        }
     }
 
     fn tier(&self) -> DurabilityTier {

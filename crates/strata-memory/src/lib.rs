@@ -28,7 +28,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -87,13 +86,13 @@ impl MemoryStore {
     }
 }
 
-/// Every call is served synchronously under the state lock (no `.await` inside).
+/// Every call does its work when its future is first polled, never when it is created: it
+/// is served then under the state lock, with no `.await` inside. A dropped future that was
+/// never polled did nothing; once polled, the call completes within that poll, so there is no
+/// half-done call to cancel.
 impl Serve for MemoryStore {
-    fn serve<'a>(
-        &'a self,
-        request: Request<'a>,
-    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
-        std::future::ready(self.call(request))
+    async fn serve(&self, request: Request<'_>) -> Result<Response, StoreError> {
+        self.call(request)
     }
 
     fn tier(&self) -> DurabilityTier {
@@ -203,6 +202,18 @@ mod tests {
         assert_eq!(read.head_revision, 1);
         assert_eq!(format!("{store:?}"), "MemoryStore");
         assert_eq!(store.durability_tier(), DurabilityTier::Inline);
+    }
+
+    #[tokio::test]
+    async fn a_call_does_its_work_when_polled_not_when_created() {
+        let store = MemoryStore::new();
+        let created = store.commit_runtime_state(commit("s", Some(0)));
+        assert!(store.load_session(SessionReadScope::FullGraph).await.unwrap().is_none());
+        drop(created);
+        assert!(store.load_session(SessionReadScope::FullGraph).await.unwrap().is_none());
+        store.commit_runtime_state(commit("s", Some(0))).await.unwrap();
+        let read = store.load_session(SessionReadScope::FullGraph).await.unwrap().unwrap();
+        assert_eq!(read.head_revision, 1);
     }
 
     #[tokio::test]

@@ -153,6 +153,16 @@ impl GraphState {
         self.live(node_id).is_some()
     }
 
+    /// Whether loading the live node `node_id` materializes it from the base.
+    pub(super) fn load_reads_base(&self, node_id: &str) -> bool {
+        matches!(self.live(node_id), Some(Live::Base(..)))
+    }
+
+    /// Whether the graph sits on a base holding entries (a graph read may materialize some).
+    pub(super) fn has_base_entries(&self) -> bool {
+        self.base.as_deref().is_some_and(|base| base.entry_count() > 0)
+    }
+
     /// The live node with this id, materialized.
     pub(super) fn load(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError> {
         match self.live(node_id) {

@@ -293,6 +293,17 @@ impl SessionState {
         self.meta.clone()
     }
 
+    /// Whether serving the read `request` may materialize nodes from the graph's base, which a
+    /// durable backend reads from storage (so it serves such a read off its async callers'
+    /// threads). Every other read is answered from memory alone.
+    pub fn read_touches_base(&self, request: &Request<'_>) -> bool {
+        match request {
+            Request::LoadNode { node_id } => self.graph.load_reads_base(node_id),
+            Request::LoadSession { .. } => self.head.is_some() && self.graph.has_base_entries(),
+            _ => false,
+        }
+    }
+
     /// Serves a read request at `now_ms`; a write request is a `Backend` error (a caller bug).
     pub fn read(&self, request: &Request<'_>, now_ms: u64) -> Result<Response, StoreError> {
         Ok(match request {

@@ -8,8 +8,7 @@ use std::process::{Command, Stdio};
 
 use strata_core::*;
 
-/// Runs `future` on a small multi-threaded runtime (the store's blocking sections use
-/// `block_in_place` there).
+/// Runs `future` on a small multi-threaded runtime.
 pub fn run<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
