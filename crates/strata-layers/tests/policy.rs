@@ -377,3 +377,93 @@ async fn the_recommended_stack_over_factories_conforms() {
     .await
     .assert_passed();
 }
+
+/// The file store's durable writes are held this long on its I/O side (the backend's drill
+/// hook), far longer than the write deadline below.
+const SLOW_DISK: Duration = Duration::from_millis(600);
+const WRITE_DEADLINE: Duration = Duration::from_millis(100);
+
+/// Over a file store whose durable writes take [`SLOW_DISK`]: the timeout inside retry fires
+/// at each attempt's deadline while the write is in flight, the stamped retry that comes after
+/// the write landed is answered from its stamp, the store holds the commit once and reopens
+/// clean, a stamped retry on the reopened store applies nothing, and an unstamped commit that
+/// times out is ambiguous: returned as `Timeout`, not retried, applied once.
+async fn timeout_inside_retry_over_a_slow_file_store(dir: &std::path::Path) {
+    let started = tokio::time::Instant::now();
+    let retries: Arc<Mutex<Vec<(u32, &'static str, Duration)>>> = Arc::default();
+    let seen = retries.clone();
+    let stack = StoreBuilder::new()
+        .layer(
+            RetryLayer::default()
+                .with_max_attempts(50)
+                .with_backoff(Duration::from_millis(1), Duration::from_millis(5))
+                .with_max_elapsed(Duration::from_secs(30))
+                .with_on_retry(move |event| {
+                    seen.lock().unwrap().push((
+                        event.attempt,
+                        event.error.kind(),
+                        started.elapsed(),
+                    ))
+                }),
+        )
+        .layer(TimeoutLayer::default().with_write_timeout(WRITE_DEADLINE));
+    let options = || FileStoreOptions::default().with_clock(Arc::new(ManualClock::new(START_MS)));
+    let slow = FileStore::open(dir, options().with_write_delay(SLOW_DISK)).unwrap();
+    let store = stack.build(slow);
+
+    let first = turn(0, 0, true);
+    let result = store.commit_runtime_state(first.clone()).await.expect("a retry got through");
+    assert_eq!(result.head_revision, 1);
+    let events = retries.lock().unwrap().clone();
+    let (first_attempt, kind, at) = events[0];
+    assert_eq!((first_attempt, kind), (1, "timeout"));
+    // A timeout (not the write's answer) ended the first attempt, at its deadline or later.
+    assert!(at >= WRITE_DEADLINE, "the first attempt timed out at {at:?}");
+    assert!(events.iter().all(|(_, kind, _)| *kind == "timeout"), "{events:?}");
+    assert!(started.elapsed() >= SLOW_DISK, "answered only once the write was durable");
+    let read = store.load_session(SessionReadScope::FullGraph).await.unwrap().unwrap();
+    assert_eq!((read.head_revision, read.graph.nodes.len()), (1, 2), "applied once");
+
+    // An unstamped commit that times out: ambiguous, not retried, applied (once) anyway.
+    let blind = strata_testkit::fixtures::commit(SESSION).config("blind").build();
+    assert!(matches!(
+        store.commit_runtime_state(blind).await,
+        Err(StoreError::Timeout { operation: "commit_runtime_state", .. })
+    ));
+    assert_eq!(retries.lock().unwrap().len(), events.len(), "not retried");
+    tokio::time::sleep(SLOW_DISK).await;
+    drop(store);
+
+    let reopened = stack.build(FileStore::open(dir, options()).unwrap());
+    let read = reopened.load_session(SessionReadScope::FullGraph).await.unwrap().unwrap();
+    assert_eq!(read.head_revision, 2, "the timed-out blind write applied once");
+    assert_eq!(read.graph.nodes.len(), 2);
+    assert_eq!(
+        reopened.commit_runtime_state(first).await.unwrap().head_revision,
+        1,
+        "from the stamp"
+    );
+    let again = reopened.load_session(SessionReadScope::FullGraph).await.unwrap().unwrap();
+    assert_eq!(again, read, "the stamped retry applied nothing");
+}
+
+#[test]
+fn a_timeout_inside_retry_bounds_a_slow_durable_write_on_a_current_thread_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(timeout_inside_retry_over_a_slow_file_store(dir.path()));
+}
+
+#[test]
+fn a_timeout_inside_retry_bounds_a_slow_durable_write_on_a_multi_thread_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(timeout_inside_retry_over_a_slow_file_store(dir.path()));
+}
