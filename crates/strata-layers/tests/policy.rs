@@ -383,6 +383,9 @@ async fn the_recommended_stack_over_factories_conforms() {
 const SLOW_DISK: Duration = Duration::from_millis(600);
 const WRITE_DEADLINE: Duration = Duration::from_millis(100);
 
+/// Retries as (failed attempt, error kind, time since the call started).
+type RetryLog = Arc<Mutex<Vec<(u32, &'static str, Duration)>>>;
+
 /// Over a file store whose durable writes take [`SLOW_DISK`]: the timeout inside retry fires
 /// at each attempt's deadline while the write is in flight, the stamped retry that comes after
 /// the write landed is answered from its stamp, the store holds the commit once and reopens
@@ -390,7 +393,7 @@ const WRITE_DEADLINE: Duration = Duration::from_millis(100);
 /// times out is ambiguous: returned as `Timeout`, not retried, applied once.
 async fn timeout_inside_retry_over_a_slow_file_store(dir: &std::path::Path) {
     let started = tokio::time::Instant::now();
-    let retries: Arc<Mutex<Vec<(u32, &'static str, Duration)>>> = Arc::default();
+    let retries: RetryLog = Arc::default();
     let seen = retries.clone();
     let stack = StoreBuilder::new()
         .layer(
