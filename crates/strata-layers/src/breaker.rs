@@ -628,7 +628,7 @@ impl Around for CircuitBreakerLayer {
 mod tests {
     use std::sync::Mutex as StdMutex;
 
-    use strata_core::{Layer, RuntimePersistence, StoreBuilder};
+    use strata_core::{RuntimePersistence, StoreBuilder};
 
     use super::*;
     use crate::test_support::fixtures::{commit, stack, start_then_drop};
@@ -831,12 +831,6 @@ mod tests {
             std::panic::catch_unwind(|| CircuitBreakerLayer::new().with_failure_rate(0.5, 5, 6));
         assert!(bad.is_err(), "min_calls above the window");
         assert_eq!(CircuitState::HalfOpen.label(), "half_open");
-    }
-
-    #[tokio::test]
-    async fn the_wrapped_store_keeps_the_inner_tier() {
-        let store = CircuitBreakerLayer::default().layer(strata_memory::MemoryStore::new());
-        assert_eq!(store.durability_tier(), strata_core::DurabilityTier::Inline);
     }
 
     #[cfg(feature = "metrics")]

@@ -316,8 +316,8 @@ mod tests {
     use std::task::Poll;
 
     use strata_core::{
-        Layer, QueuedWorkClaimBoundary, RuntimePersistence, SessionStoreFactory,
-        SessionStoreRequest, StoreBuilder,
+        QueuedWorkClaimBoundary, RuntimePersistence, SessionStoreFactory, SessionStoreRequest,
+        StoreBuilder,
     };
     use strata_memory::MemoryStoreFactory;
 
@@ -426,12 +426,6 @@ mod tests {
         let tuned = layer.clone().with_max_in_flight(4);
         assert_eq!((layer.available_permits(), tuned.available_permits()), (32, 4));
         assert!(Arc::ptr_eq(&layer.limiter, &layer.clone().limiter));
-    }
-
-    #[tokio::test]
-    async fn the_wrapped_store_keeps_the_inner_tier() {
-        let store = ConcurrencyLimitLayer::default().layer(strata_memory::MemoryStore::new());
-        assert_eq!(store.durability_tier(), strata_core::DurabilityTier::Inline);
     }
 
     #[cfg(feature = "metrics")]

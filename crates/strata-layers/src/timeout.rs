@@ -280,7 +280,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use strata_core::{Layer, RuntimePersistence, SessionMeta};
+    use strata_core::{RuntimePersistence, SessionMeta};
     use tokio::time::Instant;
 
     use super::*;
@@ -355,12 +355,6 @@ mod tests {
             Some(Duration::from_secs(60)),
             "clones configure apart"
         );
-    }
-
-    #[tokio::test]
-    async fn the_wrapped_store_keeps_the_inner_tier() {
-        let store = TimeoutLayer::default().layer(strata_memory::MemoryStore::new());
-        assert_eq!(store.durability_tier(), strata_core::DurabilityTier::Inline);
     }
 
     #[cfg(feature = "metrics")]
