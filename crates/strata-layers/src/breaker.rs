@@ -82,6 +82,8 @@ use strata_core::{Around, Operation, Request, Response, Serve, StoreError};
 use tokio::time::Instant;
 
 use crate::first_wait::FirstWait;
+#[cfg(feature = "metrics")]
+use crate::metrics::{PerOperation, PolicyTable, names};
 
 /// True when `error` counts against the store's health (see the [module docs](self)).
 pub fn is_failure(error: &StoreError) -> bool {
@@ -562,9 +564,6 @@ impl Breaker {
         })
     }
 }
-
-#[cfg(feature = "metrics")]
-use crate::metrics::{PerOperation, PolicyTable, names};
 
 /// The breaker's handles.
 #[cfg(feature = "metrics")]

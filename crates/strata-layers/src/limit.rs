@@ -43,6 +43,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "metrics")]
+use crate::metrics::{PerOperation, PolicyTable, names};
 use strata_core::{Around, MethodClass, Operation, Request, Response, Serve, StoreError};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
@@ -284,9 +286,6 @@ async fn take(semaphore: &Semaphore, deadline: Instant) -> Option<SemaphorePermi
         Err(_elapsed) => None,
     }
 }
-
-#[cfg(feature = "metrics")]
-use crate::metrics::{PerOperation, PolicyTable, names};
 
 /// The limiter's handles.
 #[cfg(feature = "metrics")]

@@ -75,6 +75,8 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::first_wait::FirstWait;
+#[cfg(feature = "metrics")]
+use crate::metrics::{ErrorKindCounters, PerOperation, PolicyTable, names};
 
 /// True when a call of `class` that failed with `error` may be repeated (the table in the
 /// [module docs](self)).
@@ -306,9 +308,6 @@ impl RetryLayer {
         })
     }
 }
-
-#[cfg(feature = "metrics")]
-use crate::metrics::{ErrorKindCounters, PerOperation, PolicyTable, names};
 
 /// The retry layer's handles: counters by operation, then by error kind.
 #[cfg(feature = "metrics")]

@@ -53,6 +53,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+#[cfg(feature = "metrics")]
+use crate::metrics::{PerOperation, PolicyTable, names};
 use strata_core::{Around, Operation, Request, Response, Serve, StoreError};
 use tokio::time::{Instant, Sleep};
 
@@ -207,9 +209,6 @@ impl TimeoutLayer {
         StoreError::Timeout { operation: operation.name(), elapsed }
     }
 }
-
-#[cfg(feature = "metrics")]
-use crate::metrics::{PerOperation, PolicyTable, names};
 
 impl fmt::Debug for TimeoutLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
