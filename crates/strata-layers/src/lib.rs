@@ -177,7 +177,7 @@
 //!   (the recorder, e.g. Prometheus or OpenTelemetry, is the application's choice).
 //! - `retry`, `timeout`, `limit`, `breaker` (default): the policy modules; with `metrics`
 //!   on, they record their own metrics (the table above).
-//! - `faults` (off by default): the [`FaultInjection`](crate::faults) drill layer.
+//! - `faults` (off by default): the `faults` module, `FaultInjection`, the drill layer.
 //! - `strata-core`: the contract and the [`Around`](strata_core::Around) machinery.
 //! - `pin-project-lite`: safe pin projection for the shared call future and the policy
 //!   layers' call futures (no `unsafe`, no proc-macro; the crate tokio itself uses).
