@@ -317,18 +317,22 @@ impl Around for FaultInjection {
     where
         S: Serve + ?Sized + 'a,
     {
-        match self.enter(request.operation()) {
-            None => inner.serve(request).await,
-            Some(Fault::FailBefore(error)) => Err(error),
-            Some(Fault::FailAfter(error)) => {
-                inner.serve(request).await?;
-                Err(error)
-            }
+        // What happens before the call, then one await of it (which keeps the future small).
+        let after = match self.enter(request.operation()) {
+            None => None,
+            Some(Fault::FailBefore(error)) => return Err(error),
+            Some(Fault::FailAfter(error)) => Some(error),
             Some(Fault::Delay(delay)) => {
-                tokio::time::sleep(delay).await;
-                inner.serve(request).await
+                // Boxed: only a delayed call pays for the (large) timer.
+                Box::pin(tokio::time::sleep(delay)).await;
+                None
             }
             Some(Fault::Hang) => std::future::pending().await,
+        };
+        let response = inner.serve(request).await?;
+        match after {
+            None => Ok(response),
+            Some(error) => Err(error),
         }
     }
 }

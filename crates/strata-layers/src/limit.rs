@@ -201,32 +201,28 @@ struct Permits<'a> {
 }
 
 impl Limiter {
-    /// Takes the call's permits: at once when they are free, else waiting up to `max_wait`.
-    async fn acquire(
+    /// The semaphore of `class`, when it has a limit of its own.
+    fn class(&self, class: MethodClass) -> Option<&Semaphore> {
+        self.classes[class_index(class)].as_ref()
+    }
+
+    /// The call's permits, when they are free right now.
+    fn try_acquire(&self, class: MethodClass) -> Option<Permits<'_>> {
+        let class = match self.class(class).map(Semaphore::try_acquire) {
+            None => None,
+            Some(Ok(permit)) => Some(permit),
+            Some(Err(_)) => return None,
+        };
+        Some(Permits { _class: class, _shared: self.shared.try_acquire().ok()? })
+    }
+
+    /// Waits for the call's permits (class first) up to `max_wait`.
+    async fn wait(
         &self,
         operation: Operation,
         class: MethodClass,
     ) -> Result<Permits<'_>, StoreError> {
-        let class = self.classes[class_index(class)].as_ref();
-        let class_permit = match class.map(Semaphore::try_acquire) {
-            None => Some(None),
-            Some(Ok(permit)) => Some(Some(permit)),
-            Some(Err(_)) => None,
-        };
-        if let Some(class_permit) = class_permit
-            && let Ok(shared) = self.shared.try_acquire()
-        {
-            return Ok(Permits { _class: class_permit, _shared: shared });
-        }
-        self.wait(operation, class).await
-    }
-
-    /// The slow path: waits for both permits (class first) until the deadline.
-    async fn wait<'a>(
-        &'a self,
-        operation: Operation,
-        class: Option<&'a Semaphore>,
-    ) -> Result<Permits<'a>, StoreError> {
+        let class = self.class(class);
         let started = Instant::now();
         let deadline = started + self.settings.max_wait;
         let acquired = async {
@@ -304,7 +300,12 @@ impl Around for ConcurrencyLimitLayer {
     where
         S: Serve + ?Sized + 'a,
     {
-        let _permits = self.limiter.acquire(request.operation(), request.class()).await?;
+        let limiter = &*self.limiter;
+        let _permits = match limiter.try_acquire(request.class()) {
+            Some(permits) => permits,
+            // Boxed: only a call that waits pays for the (larger) waiting future.
+            None => Box::pin(limiter.wait(request.operation(), request.class())).await?,
+        };
         inner.serve(request).await
     }
 }

@@ -342,33 +342,30 @@ impl Around for RetryLayer {
         if self.config.max_attempts == 1 {
             return inner.serve(request).await;
         }
-        let operation = request.operation();
-        let class = request.class();
-        let mut waited_at = None;
-        let first = FirstWait::new(inner.serve(request.clone()), &mut waited_at).await;
-        let mut error = match first {
-            Ok(response) => return Ok(response),
-            Err(error) => error,
-        };
-        let started = waited_at.unwrap_or_else(Instant::now);
-        let mut attempt = 1;
+        let (operation, class) = (request.operation(), request.class());
+        // When the call first waited or failed: the start of the elapsed-time bound.
+        let mut started = None;
+        let mut attempt = 0;
         loop {
+            attempt += 1;
+            // One await of the inner call (not one per attempt kind) keeps the future small.
+            let error = match FirstWait::new(inner.serve(request.clone()), &mut started).await {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
             if !may_retry(class, &error) {
                 return Err(error);
             }
+            let started = *started.get_or_insert_with(Instant::now);
             let delay = self.backoff(attempt);
             if !self.bounds_allow(attempt, started, delay) {
                 return Err(self.gave_up(operation, attempt, error));
             }
             self.retrying(&RetryEvent { operation, attempt, error: &error, delay });
             if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+                // Boxed: only a retry pays for the (large) timer.
+                Box::pin(tokio::time::sleep(delay)).await;
             }
-            attempt += 1;
-            error = match inner.serve(request.clone()).await {
-                Ok(response) => return Ok(response),
-                Err(error) => error,
-            };
         }
     }
 }

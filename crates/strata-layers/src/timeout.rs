@@ -244,8 +244,9 @@ pin_project_lite::pin_project! {
         limit: Option<Duration>,
         #[pin]
         call: F,
-        #[pin]
-        timer: Option<Sleep>,
+        // Boxed: allocated only for a call that waits, and keeps the future small (a tokio
+        // timer is large and cache-line aligned).
+        timer: Option<Pin<Box<Sleep>>>,
     }
 }
 
@@ -256,19 +257,14 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(result) = this.call.poll(cx) {
             return Poll::Ready(result);
         }
         let Some(limit) = *this.limit else {
             return Poll::Pending;
         };
-        if this.timer.is_none() {
-            this.timer.set(Some(tokio::time::sleep(limit)));
-        }
-        let Some(mut timer) = this.timer.as_pin_mut() else {
-            return Poll::Pending;
-        };
+        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         if timer.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
