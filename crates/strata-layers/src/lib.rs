@@ -200,7 +200,7 @@
 //! What keeps the rest small: the timeout polls the call once before it starts a timer (a call
 //! answered at once costs no timer and no clock read); the limiter takes its permits with
 //! `try_acquire` and boxes only the waiting path; a closed breaker with a window full of
-//! successes lets a call through and records its success with two atomic loads and no lock;
+//! successes lets a call through and records its success with a few atomic loads, no lock;
 //! an idle fault layer counts the call and reads one flag; timers (tokio's are large and
 //! cache-line aligned) are boxed on the slow paths so that the call futures stay small.
 //!
