@@ -72,6 +72,25 @@ pub mod names {
     pub const GC_DELETED_BLOBS: &str = "strata_store_gc_deleted_blobs_total";
     /// Gauge: blobs kept by the last `gc_unreachable`.
     pub const GC_RETAINED_BLOBS: &str = "strata_store_gc_retained_blobs";
+    /// Counter: retries started by the retry layer, by `operation` and the `error_kind` that
+    /// caused them.
+    pub const RETRIES: &str = "strata_store_retries_total";
+    /// Counter: calls the retry layer gave up on, by `operation` and last `error_kind`.
+    pub const RETRIES_EXHAUSTED: &str = "strata_store_retries_exhausted_total";
+    /// Counter: calls (attempts, inside retry) cut off by the timeout layer, by `operation`.
+    pub const TIMEOUTS: &str = "strata_store_timeouts_total";
+    /// Counter: calls that had to wait for a concurrency permit, by `operation`.
+    pub const LIMITER_WAITS: &str = "strata_store_limiter_waits_total";
+    /// Histogram, seconds: how long those calls waited, by `operation`.
+    pub const LIMITER_WAIT_DURATION: &str = "strata_store_limiter_wait_duration_seconds";
+    /// Counter: calls the concurrency limiter rejected, by `operation`.
+    pub const LIMITER_REJECTIONS: &str = "strata_store_limiter_rejections_total";
+    /// Gauge: the circuit breaker's state (0 closed, 1 open, 2 half-open).
+    pub const CIRCUIT_STATE: &str = "strata_store_circuit_state";
+    /// Counter: circuit breaker transitions, by the `state` entered.
+    pub const CIRCUIT_TRANSITIONS: &str = "strata_store_circuit_transitions_total";
+    /// Counter: calls the open circuit breaker turned away, by `operation`.
+    pub const CIRCUIT_REJECTIONS: &str = "strata_store_circuit_rejections_total";
 }
 
 /// OpenTelemetry's database-client duration buckets, in seconds (for a recorder that takes
@@ -84,9 +103,9 @@ enum Kind {
     Histogram,
 }
 
-/// Every metric: name, kind, unit, description (one list, used to describe them to the
-/// recorder and, in tests, checked against the crate docs' table).
-const METRICS: [(&str, Kind, Unit, &str); 14] = [
+/// Every metric, the policy layers' included: name, kind, unit, description (one list, used
+/// to describe them to the recorder and, in tests, checked against the crate docs' table).
+const METRICS: [(&str, Kind, Unit, &str); 23] = [
     (names::OPERATION_DURATION, Kind::Histogram, Unit::Seconds, "Duration of store calls."),
     (names::OPERATIONS, Kind::Counter, Unit::Count, "Store calls by operation and outcome."),
     (names::ERRORS, Kind::Counter, Unit::Count, "Failed store calls by operation and error kind."),
@@ -111,6 +130,35 @@ const METRICS: [(&str, Kind, Unit, &str); 14] = [
     (names::VACUUM_REMOVED_NODES, Kind::Counter, Unit::Count, "Nodes removed by vacuum."),
     (names::GC_DELETED_BLOBS, Kind::Counter, Unit::Count, "Blobs deleted by garbage collection."),
     (names::GC_RETAINED_BLOBS, Kind::Gauge, Unit::Count, "Blobs kept by the last collection."),
+    (
+        names::RETRIES,
+        Kind::Counter,
+        Unit::Count,
+        "Retries by operation and the error causing them.",
+    ),
+    (names::RETRIES_EXHAUSTED, Kind::Counter, Unit::Count, "Calls the retry layer gave up on."),
+    (names::TIMEOUTS, Kind::Counter, Unit::Count, "Calls cut off at their deadline."),
+    (names::LIMITER_WAITS, Kind::Counter, Unit::Count, "Calls that waited for a permit."),
+    (
+        names::LIMITER_WAIT_DURATION,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time calls waited for a concurrency permit.",
+    ),
+    (names::LIMITER_REJECTIONS, Kind::Counter, Unit::Count, "Calls rejected by the limiter."),
+    (
+        names::CIRCUIT_STATE,
+        Kind::Gauge,
+        Unit::Count,
+        "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+    ),
+    (
+        names::CIRCUIT_TRANSITIONS,
+        Kind::Counter,
+        Unit::Count,
+        "Circuit breaker transitions by state entered.",
+    ),
+    (names::CIRCUIT_REJECTIONS, Kind::Counter, Unit::Count, "Calls the open circuit turned away."),
 ];
 
 /// Describes every metric (name, unit, help text) to the installed recorder. The layer does
@@ -196,7 +244,7 @@ struct OperationMetrics {
     outcomes: [OnceLock<OutcomeMetrics>; 4],
     in_flight: Gauge,
     /// Built on each kind's first occurrence (error path only).
-    errors: Mutex<Vec<(&'static str, Counter)>>,
+    errors: ErrorKindCounters,
     /// Claim operations only.
     claims: Option<ClaimMetrics>,
 }
@@ -288,7 +336,7 @@ impl OperationMetrics {
         Self {
             outcomes: Default::default(),
             in_flight: metrics::gauge!(names::IN_FLIGHT, labels.clone()),
-            errors: Mutex::new(Vec::new()),
+            errors: ErrorKindCounters::new(names::ERRORS, labels.clone()),
             claims,
             labels,
         }
@@ -304,24 +352,94 @@ impl OperationMetrics {
             }
         })
     }
+}
 
-    fn record_error(&self, error: &StoreError) {
+/// The counters of one metric by `error_kind` (on top of fixed labels), each built on its
+/// kind's first occurrence (error paths only) and then reused.
+pub(crate) struct ErrorKindCounters {
+    name: &'static str,
+    labels: Vec<Label>,
+    counters: Mutex<Vec<(&'static str, Counter)>>,
+}
+
+impl ErrorKindCounters {
+    pub(crate) fn new(name: &'static str, labels: Vec<Label>) -> Self {
+        Self { name, labels, counters: Mutex::new(Vec::new()) }
+    }
+
+    /// Counts one `error`, under its kind.
+    pub(crate) fn increment(&self, error: &StoreError) {
         let kind = error.kind();
         // A poisoned lock only means another thread panicked while pushing a handle; the
         // list is still valid.
-        let mut errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let counter = match errors.iter().find(|(known, _)| *known == kind) {
+        let mut counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counter = match counters.iter().find(|(known, _)| *known == kind) {
             Some((_, counter)) => counter.clone(),
             None => {
                 let mut labels = self.labels.clone();
                 labels.push(Label::from_static_parts("error_kind", kind));
-                let counter = metrics::counter!(names::ERRORS, labels);
-                errors.push((kind, counter.clone()));
+                let counter = metrics::counter!(self.name, labels);
+                counters.push((kind, counter.clone()));
                 counter
             }
         };
-        drop(errors);
+        drop(counters);
         counter.increment(1);
+    }
+}
+
+/// A policy layer's handle table: built on the first event, against the recorder installed
+/// then, with the optional `store` label; clones of the layer share it.
+pub(crate) struct PolicyTable<T> {
+    store_name: Option<Cow<'static, str>>,
+    table: OnceLock<T>,
+}
+
+impl<T> Default for PolicyTable<T> {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl<T> PolicyTable<T> {
+    pub(crate) fn new(store_name: Option<Cow<'static, str>>) -> Self {
+        Self { store_name, table: OnceLock::new() }
+    }
+
+    /// The table, built by `build` from the base labels on first use.
+    pub(crate) fn get(&self, build: impl FnOnce(Vec<Label>) -> T) -> &T {
+        self.table.get_or_init(|| {
+            describe_metrics();
+            build(
+                self.store_name.iter().map(|name| Label::new("store", name.to_string())).collect(),
+            )
+        })
+    }
+}
+
+/// One handle per operation, each built on its operation's first event (so only series
+/// that happen are exported) and then reused.
+pub(crate) struct PerOperation<H> {
+    base: Vec<Label>,
+    handles: Box<[OnceLock<H>]>,
+}
+
+impl<H> PerOperation<H> {
+    /// Handles labelled `base` plus `operation`.
+    pub(crate) fn new(base: &[Label]) -> Self {
+        Self {
+            base: base.to_vec(),
+            handles: Operation::ALL.iter().map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The handle of `operation`, built by `build` from its labels on first use.
+    pub(crate) fn get(&self, operation: Operation, build: impl FnOnce(Vec<Label>) -> H) -> &H {
+        self.handles[operation.index()].get_or_init(|| {
+            let mut labels = self.base.clone();
+            labels.push(Label::from_static_parts("operation", operation.name()));
+            build(labels)
+        })
     }
 }
 
@@ -378,7 +496,7 @@ impl Observer for InFlight<'_> {
             Ok(response) => {
                 self.table.record_success(self.operation, self.commit.as_deref(), response)
             }
-            Err(error) => self.metrics.record_error(error),
+            Err(error) => self.metrics.errors.increment(error),
         }
     }
 }

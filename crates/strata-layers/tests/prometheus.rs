@@ -1,15 +1,26 @@
-//! Renders the metrics layer's output through the Prometheus exporter (no network) and checks
-//! that every metric of the crate docs' table is exported, with its documented type.
+//! Renders the metrics layer's and the policy layers' output through the Prometheus exporter
+//! (no network) and checks that every metric of the crate docs' table is exported, with its
+//! documented type.
 
-#![cfg(feature = "metrics")]
+#![cfg(all(
+    feature = "metrics",
+    feature = "retry",
+    feature = "timeout",
+    feature = "limit",
+    feature = "breaker"
+))]
+
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use strata_core::{
     Bytes, GraphCommitDelta, Operation, QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence,
     SessionNodeRecord, SessionReadScope, StoreBuilder, StoreError,
 };
-use strata_layers::MetricsLayer;
 use strata_layers::metrics::{DURATION_BUCKETS, names};
+use strata_layers::{
+    CircuitBreakerLayer, ConcurrencyLimitLayer, MetricsLayer, RetryLayer, TimeoutLayer,
+};
 use strata_memory::MemoryStore;
 use strata_testkit::faults::FaultInjection;
 use strata_testkit::fixtures;
@@ -72,9 +83,11 @@ async fn every_documented_metric_is_exported_with_its_type() {
     faults.fail_next(Operation::LoadSession, 1, StoreError::Unavailable("disk".into()));
     store.load_session(SessionReadScope::FullGraph).await.unwrap_err();
 
+    exercise_policy_layers().await;
+
     let rendered = handle.render();
     let documented = documented_metrics();
-    assert_eq!(documented.len(), 14, "the table lists every metric");
+    assert_eq!(documented.len(), 23, "the table lists every metric");
     for (name, kind) in documented {
         let kind = match kind {
             "histogram" if name == names::OPERATION_DURATION => "histogram",
@@ -91,4 +104,35 @@ async fn every_documented_metric_is_exported_with_its_type() {
         "strata_store_operation_duration_seconds_bucket{store=\"exporter\",operation=\"commit_runtime_state\",outcome=\"ok\",le=\"0.001\"}"
     ), "{rendered}");
     assert!(rendered.contains("# HELP strata_store_operations_total"), "descriptions exported");
+}
+
+/// Makes every policy layer record each of its metrics: retries and a give-up, timeouts, a
+/// wait for a permit and a rejection, a breaker that opens and turns a call away.
+async fn exercise_policy_layers() {
+    let faults = FaultInjection::new();
+    let store = StoreBuilder::new()
+        .layer(RetryLayer::default().with_max_attempts(2).with_store_name("exporter"))
+        .layer(TimeoutLayer::default().with_timeout(Duration::from_millis(1)))
+        .layer(ConcurrencyLimitLayer::new(1).with_max_wait(Duration::from_millis(1)))
+        .layer(CircuitBreakerLayer::default().with_consecutive_failures(2))
+        .layer(faults.clone())
+        .build(MemoryStore::new());
+
+    faults.hang_next(Operation::LoadNode, 2);
+    store.load_node("n").await.unwrap_err();
+
+    faults.hang_next(Operation::ListQueuedWork, 1);
+    let mut holder = Box::pin(store.list_queued_work("s1"));
+    std::future::poll_fn(|cx| {
+        assert!(holder.as_mut().poll(cx).is_pending(), "holds the only permit");
+        std::task::Poll::Ready(())
+    })
+    .await;
+    store.load_session_meta().await.unwrap_err();
+    drop(holder);
+
+    faults.fail_next(Operation::Vacuum, 2, StoreError::Unavailable("disk".into()));
+    store.vacuum().await.unwrap_err();
+    let open = store.vacuum().await.unwrap_err();
+    assert!(matches!(open, StoreError::CircuitOpen { .. }), "{open}");
 }

@@ -21,7 +21,8 @@
 //!   store, or on several handles of one session in the factory suite) and `factory`. Set `STRATA_CONFORMANCE_FILTER=<substring>` to run only matching
 //!   checks; [`store_check_names`] and [`factory_check_names`] list them.
 //! - [`faults`]: the [`FaultInjection`](faults::FaultInjection) decorator (fail before or after
-//!   the store, delay, hang, count calls).
+//!   the store, delay, hang, scripted or at seeded random rates, count calls), re-exported
+//!   from `strata_layers::faults`.
 //! - [`fixtures`]: builders for nodes, commits, drafts and intents.
 //! - [`attachments`]: the conformance suite for attachment stores (`strata-attachments`).
 
