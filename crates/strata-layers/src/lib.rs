@@ -102,6 +102,8 @@
 //! `tokio` (async tests), `strata-testkit` (conformance suite, fault injection),
 //! `strata-memory` and `strata-file` (the backends the suite runs the layers over).
 
+#[cfg(feature = "cache")]
+pub mod cache;
 #[cfg(any(feature = "tracing", feature = "metrics"))]
 mod call_info;
 #[cfg(feature = "metrics")]
@@ -111,6 +113,8 @@ mod test_support;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
+#[cfg(feature = "cache")]
+pub use self::cache::CacheLayer;
 #[cfg(feature = "metrics")]
 pub use self::metrics::MetricsLayer;
 #[cfg(feature = "tracing")]
