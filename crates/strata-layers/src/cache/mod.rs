@@ -165,6 +165,28 @@ impl CacheLayer {
         self.with(|config| config.store_name = Some(name))
     }
 
+    /// Approximate number of entries held (exact after [`run_pending_tasks`]).
+    ///
+    /// [`run_pending_tasks`]: Self::run_pending_tasks
+    pub fn entry_count(&self) -> u64 {
+        self.shared.cache.entry_count()
+    }
+
+    /// Approximate weight of the entries held, in the bytes [`with_max_bytes`] bounds
+    /// (exact after [`run_pending_tasks`]).
+    ///
+    /// [`with_max_bytes`]: Self::with_max_bytes
+    /// [`run_pending_tasks`]: Self::run_pending_tasks
+    pub fn weighted_size(&self) -> u64 {
+        self.shared.cache.weighted_size()
+    }
+
+    /// Runs moka's pending maintenance now (evictions by the bounds, expiry), which it
+    /// otherwise does in small steps during calls.
+    pub async fn run_pending_tasks(&self) {
+        self.shared.cache.run_pending_tasks().await;
+    }
+
     fn wrap<S>(&self, inner: S, scope: Arc<Scope>) -> CacheStore<S> {
         CacheStore { inner, shared: Arc::clone(&self.shared), scope }
     }
