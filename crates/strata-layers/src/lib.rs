@@ -20,6 +20,10 @@
 //! A call whose future is dropped is a first-class outcome (`cancelled`) in both layers; see
 //! each module for its defaults and its cancellation behaviour.
 //!
+//! [`CacheLayer`] (feature `cache`) is a read-through cache of session, node and metadata
+//! reads on `moka`, shared by every handle of a session, with one rule per operation for what
+//! a write updates or invalidates; it goes right inside metrics. See the [`cache`] module.
+//!
 //! # Metrics
 //!
 //! Labels are bounded: `operation` is a trait method name (`load_node`,
@@ -46,6 +50,16 @@
 //! | `strata_store_vacuum_removed_nodes_total` | counter | nodes | — | tombstoned nodes removed by `vacuum` |
 //! | `strata_store_gc_deleted_blobs_total` | counter | blobs | — | blobs deleted by `gc_unreachable` |
 //! | `strata_store_gc_retained_blobs` | gauge | blobs | — | blobs kept by the last `gc_unreachable` |
+//! | `strata_store_cache_hits_total` | counter | reads | operation | cacheable reads (`load_session`, `load_node`, `load_session_meta`) the cache layer answered |
+//! | `strata_store_cache_misses_total` | counter | reads | operation | cacheable reads it did not answer (absent, stale or expired entry, or a write of the session in flight) |
+//! | `strata_store_cache_loads_total` | counter | reads | operation | store reads it made to answer misses (one per single-flight group, plus re-reads) |
+//! | `strata_store_cache_invalidations_total` | counter | writes | operation | writes (successful, ambiguous or dropped) that invalidated cached entries |
+//! | `strata_store_cache_updates_total` | counter | entries | operation | entries replaced by the state a successful write produced |
+//! | `strata_store_cache_evictions_total` | counter | entries | cause | entries evicted by the bounds: `cause` is `size` or `expired` |
+//! | `strata_store_cache_revalidations_total` | counter | probes | outcome | head-revision probes of revalidated session hits: `outcome` is `fresh` or `stale` |
+//!
+//! The cache layer's counters (the last seven rows) follow the same scheme, with the store
+//! label of `CacheLayer::with_store_name`; their names are constants in [`cache::names`].
 //!
 //! The names are also constants in [`metrics::names`]; [`metrics::DURATION_BUCKETS`] holds the
 //! duration buckets for recorders that take explicit buckets (e.g. Prometheus'
@@ -93,6 +107,10 @@
 //!   de-facto span/event facade of async Rust; the subscriber is the application's choice).
 //! - `metrics` (default): the [`metrics`](mod@metrics) module, on the `metrics` crate facade
 //!   (the recorder, e.g. Prometheus or OpenTelemetry, is the application's choice).
+//! - `cache` (not default): the [`cache`] module, on `moka` (a concurrent cache with size
+//!   bounds by weight, time to live and idle, per-entry expiry and single-flight loading,
+//!   the field's standard; its `future` API never blocks an executor thread) and the
+//!   `metrics` facade.
 //! - `strata-core`: the contract and the [`Around`](strata_core::Around) machinery.
 //! - `pin-project-lite`: safe pin projection for the shared call future (no `unsafe`, no
 //!   proc-macro; the crate tokio itself uses).
@@ -100,7 +118,8 @@
 //! Tests only: `tracing-subscriber` (a capturing subscriber), `metrics-util` (the debugging
 //! recorder), `metrics-exporter-prometheus` (rendering check of the documented names),
 //! `tokio` (async tests), `strata-testkit` (conformance suite, fault injection),
-//! `strata-memory` and `strata-file` (the backends the suite runs the layers over).
+//! `strata-memory` and `strata-file` (the backends the suite runs the layers over),
+//! `proptest` (the cache's randomized comparison with an uncached twin), `futures`.
 
 #[cfg(feature = "cache")]
 pub mod cache;

@@ -37,8 +37,11 @@ fn head_path() -> SessionReadScope {
 /// reach the store, so it cannot put a read's answer on the far side of a write; this can.
 #[derive(Clone, Debug, Default)]
 struct Hold {
-    armed: Arc<Mutex<Vec<(Operation, oneshot::Sender<()>, oneshot::Receiver<()>)>>>,
+    armed: Arc<Mutex<Vec<Held>>>,
 }
+
+/// An armed hold: the operation, where to report the answer, what releases it.
+type Held = (Operation, oneshot::Sender<()>, oneshot::Receiver<()>);
 
 impl Hold {
     /// Arms the next call of `operation`: `reached` resolves once the store answered it,
@@ -656,11 +659,9 @@ async fn entries_are_bounded_by_count_and_by_bytes() {
     const BYTES: u64 = 16 << 10;
     let by_count = CacheLayer::default().with_max_entries(8);
     let by_bytes = CacheLayer::default().with_max_bytes(BYTES);
-    let within_count = |layer: &CacheLayer| layer.entry_count() <= 8;
-    let within_bytes = |layer: &CacheLayer| layer.weighted_size() <= BYTES;
-    let cases: [(CacheLayer, &dyn Fn(&CacheLayer) -> bool); 2] =
-        [(by_count, &within_count), (by_bytes, &within_bytes)];
-    for (layer, within) in cases {
+    let within_count: fn(&CacheLayer) -> bool = |layer| layer.entry_count() <= 8;
+    let within_bytes: fn(&CacheLayer) -> bool = |layer| layer.weighted_size() <= BYTES;
+    for (layer, within) in [(by_count, within_count), (by_bytes, within_bytes)] {
         let fixture = seeded(layer.clone()).await;
         let nodes = chain("m", 200, Some("n1"));
         fixture

@@ -127,7 +127,8 @@ pub(super) struct Cached {
 /// A cached answer.
 #[derive(Debug)]
 pub(super) enum Value {
-    Session(Option<PersistedSessionRead>),
+    /// Boxed: node and metadata entries stay small.
+    Session(Option<Box<PersistedSessionRead>>),
     Node(Option<SessionNodeRecord>),
     Meta(Option<SessionMeta>),
 }
@@ -137,7 +138,11 @@ impl Value {
     /// typed error).
     pub(super) fn read(class: Class, response: Response) -> Result<Self, StoreError> {
         Ok(match class {
-            Class::Session => Value::Session(response.into_session()?),
+            Class::Session => match response {
+                Response::Session(read) => Value::Session(read),
+                // Another response: `into_session` names the mismatch.
+                other => Value::Session(other.into_session()?.map(Box::new)),
+            },
             Class::Node => Value::Node(response.into_node()?),
             Class::Meta => Value::Meta(response.into_meta()?),
         })
@@ -151,7 +156,7 @@ impl Value {
     /// The response a hit returns: a clone of the value (shared payloads).
     pub(super) fn response(&self) -> Response {
         match self {
-            Value::Session(read) => Response::Session(read.clone().map(Box::new)),
+            Value::Session(read) => Response::Session(read.clone()),
             Value::Node(node) => Response::Node(node.clone()),
             Value::Meta(meta) => Response::Meta(meta.clone()),
         }
@@ -161,7 +166,7 @@ impl Value {
     /// by several entries count in each, so the byte bound errs on the safe side.
     fn bytes(&self) -> usize {
         match self {
-            Value::Session(read) => read.as_ref().map_or(0, read_bytes),
+            Value::Session(read) => read.as_deref().map_or(0, read_bytes),
             Value::Node(node) => node.as_ref().map_or(0, node_bytes),
             Value::Meta(meta) => meta.as_ref().map_or(0, meta_bytes),
         }

@@ -1,4 +1,132 @@
-//! The cache layer (module docs written below, once the code settles).
+//! The cache layer: a read-through cache of `load_session` (per scope: the full graph, and
+//! the active path per leaf), `load_node` and `load_session_meta` in front of any store, on
+//! [`moka::future::Cache`]. Everything else (queued work, the attachment manifest, garbage
+//! collection) always reaches the store.
+//!
+//! ```
+//! use std::time::Duration;
+//! use strata_core::StoreBuilder;
+//! use strata_layers::{CacheLayer, MetricsLayer, TracingLayer};
+//!
+//! let stack = StoreBuilder::new()
+//!     .layer(TracingLayer::default())
+//!     .layer(MetricsLayer::default())
+//!     .layer(CacheLayer::default().with_negative_caching(Duration::from_millis(500)));
+//! assert_eq!(format!("{stack:?}"), "StoreBuilder[tracing → metrics → cache]");
+//! ```
+//!
+//! # Defaults
+//!
+//! | setting | default | setter |
+//! |---|---|---|
+//! | byte bound (payloads, ids, a fixed cost per entry) | 64 MiB | [`CacheLayer::with_max_bytes`] |
+//! | entry bound | 100 000 | [`CacheLayer::with_max_entries`] |
+//! | time to live (since the read) | 60 s | [`CacheLayer::with_time_to_live`] |
+//! | time to idle (since the last hit) | none | [`CacheLayer::with_time_to_idle`] |
+//! | negative caching of `load_node` misses | off | [`CacheLayer::with_negative_caching`] (its own time to live) |
+//! | revalidation against the store | [`Revalidation::Off`] | [`CacheLayer::with_revalidation`] |
+//! | `store` metric label | none | [`CacheLayer::with_store_name`] |
+//!
+//! Both bounds hold at once: moka bounds the total weight (the approximate bytes of an
+//! entry), and every entry weighs at least `max_bytes / max_entries`. Payloads shared by
+//! several entries (a node in the full graph, in a path and on its own) count in each. Clones
+//! of a layer share one cache; all sessions a layer serves share its bounds.
+//!
+//! # Where it goes
+//!
+//! Inside metrics, outside everything else: `tracing → metrics → cache → retry → timeout →
+//! limit → breaker → store`. Metrics then count the calls the application made (hits
+//! included, and this layer's own `strata_store_cache_*` counters tell hits from misses);
+//! retry, timeout, limit and breaker act only on the calls that reach the store, and a retried
+//! read fills the cache once.
+//!
+//! # What every call does
+//!
+//! One table in the code (`RULES`, in this module's `rules.rs`) gives each [`Operation`] its
+//! rule; every call is served by it, and a test fails when an operation has none. In short:
+//!
+//! | operation | rule |
+//! |---|---|
+//! | `load_session`, `load_node`, `load_session_meta` | served from the cache; a miss reads the store once per key at a time (concurrent misses share that read) |
+//! | `commit_runtime_state` | on success, the full graph and the head's active path (by `None` and by the new leaf's id) are replaced by the state the commit produced, derived from the cached reads it applied to (new head fields, merged ledger, hydrated checkpoint, appended nodes or the replacing graph, the path walked again), when they can be derived exactly; every other session read is invalidated; `ReplaceFull` invalidates every node; with negative caching, the appended ids' node entries too. A head revision or turn commit conflict invalidates the session's reads and nodes: another writer moved the head |
+//! | `save_session_meta` | on success, the cached record is replaced by the saved one |
+//! | `tombstone_nodes` | invalidates the named nodes and every session read |
+//! | `vacuum` | invalidates every session read and node |
+//! | `gc_unreachable` | reaches the store; deletes only blobs unreachable from the head, which no read returns |
+//! | queued work (8 operations), attachment manifest (4) | reach the store; never cached |
+//!
+//! A write that fails with an error proving nothing was applied (`NotApplied`, `Overloaded`,
+//! `CircuitOpen`, invalid input, a semantic outcome) leaves the cache as it is; any other
+//! failure may have applied, and invalidates as success would (without updating).
+//!
+//! # Freshness within a process: never stale
+//!
+//! A read served from the cache never returns state that a write through this layer has
+//! replaced, and never goes back behind a read that already saw a newer state:
+//!
+//! - Every entry carries the epoch its store read *started* at; a write, once the store
+//!   answered, raises the generations of what it may have changed (per session: its reads,
+//!   its nodes, its metadata; per node id: a stripe of a shared table) to a new epoch. An
+//!   entry read before a generation that covers it is never served, so a fill that raced a
+//!   write can land in moka but is never served (no stale resurrection), whatever the
+//!   interleaving. While a write of the session is in flight, nothing of it is served.
+//! - Concurrent misses of one key make one store read (moka's single flight). A caller that
+//!   joined a read which started before a write it must see reads again.
+//! - A write replaces entries (write-through) only if no other write of the session
+//!   overlapped it, and only from cached reads it provably applied to (their revision is one
+//!   below the commit's result).
+//!
+//! All of this holds for the writes that go through the layer's cache scope: every handle
+//! of a session opened through a layered factory shares one scope
+//! ([`Layer::layer_session`]), so a write through any handle is seen by all of them; so do the
+//! stores of [`StoreBuilder::build_for_session`](strata_core::StoreBuilder::build_for_session)
+//! with one session id. A store wrapped with plain [`Layer::layer`] has a scope of its own:
+//! wrap two handles of one store that way and each caches only its own writes. When a
+//! layered factory deletes a session, its scope is retired: handles still open serve nothing
+//! from the cache, handles opened later start afresh.
+//!
+//! # Several processes: bounded staleness, or revalidation
+//!
+//! A write made by another process (the PostgreSQL backend serves many hosts), or by a
+//! handle that does not share this layer's scope, is not seen by the cache. With
+//! [`Revalidation::Off`] (the default), an entry is served until it expires: **the time to
+//! live (60 s by default) bounds how stale a read can be**. Set it to what the application
+//! can tolerate, or use [`Revalidation::HeadRevision`]: before a cached `load_session` is
+//! served, the store's head revision is read and the entry is served only if it matches
+//! (otherwise the session is read again and re-cached). The trait has no "head revision
+//! only" call; the cheapest honest probe is `load_session` of an active path to the leaf
+//! `""`, which no node can have: one store call returning the head's fields, its hydrated
+//! checkpoint and the merged ledger, and no graph node. It costs one round trip (and the
+//! checkpoint's bytes) instead of the graph's: for a large graph still far less than the read
+//! it saves, for a small one about as much. The probe sees commits (they move the head);
+//! tombstones, vacuums and metadata saves by another process do not move it, and stay bounded
+//! by the time to live; nodes and metadata are not revalidated.
+//!
+//! # Cancellation
+//!
+//! A dropped read leaves nothing behind: moka hands the flight to another waiting caller,
+//! which reads the store itself, and the dropped read never inserts. A dropped write may have
+//! applied: its guard ends it as an ambiguous write, raising the generations of everything
+//! it could have changed, so the cache never serves what it might have replaced.
+//!
+//! # Costs
+//!
+//! A hit is a hash lookup and a clone of the cached value: payloads are
+//! [`Bytes`](strata_core::Bytes) shared with the cache, never copied, but the trait returns
+//! owned records, so ids and other strings of every returned node are cloned (a full-graph
+//! hit costs O(nodes)). Measured figures are in the crate docs.
+//!
+//! # Why it implements `Serve`
+//!
+//! The cache needs per-method logic, so it is not an [`Around`](strata_core::Around)
+//! decorator. It implements [`Serve`] and matches on the [`Request`], whose operation selects
+//! its rule: the blanket implementation then provides every method of the trait (provided
+//! ones and the manifest included), so no call can fall back to a provided default and
+//! bypass the cache's rules, and a new trait method becomes a new [`Operation`] that the rules
+//! test reports until it has a rule.
+//!
+//! Metrics (hits, misses, loads, invalidations, updates, evictions, revalidations) are listed
+//! in the [crate docs](crate#metrics); names are constants in [`names`].
 
 mod entry;
 mod rules;
@@ -8,7 +136,6 @@ mod update;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -464,12 +591,11 @@ impl<S: Serve> CacheStore<S> {
                 // A read older than the last invalidation before this commit is not its base.
                 fn base(
                     entry: &Option<Entry>,
-                    sessions_before: u64,
-                ) -> Option<&Option<PersistedSessionRead>> {
-                    match entry.as_ref()?.value() {
-                        Value::Session(read) if entry.as_ref()?.read_at() >= sessions_before => {
-                            Some(read)
-                        }
+                    after: u64,
+                ) -> Option<Option<&PersistedSessionRead>> {
+                    let entry = entry.as_ref().filter(|entry| entry.read_at() >= after)?;
+                    match entry.value() {
+                        Value::Session(read) => Some(read.as_deref()),
                         _ => None,
                     }
                 }
@@ -480,11 +606,11 @@ impl<S: Serve> CacheStore<S> {
                 let after = update::after_commit(before, &update.commit, result);
                 if let Some(full) = after.full {
                     let key = Key::session(self.scope.id, SessionReadScope::FullGraph);
-                    inserts.push((key, entry(Value::Session(Some(full)))));
+                    inserts.push((key, entry(Value::Session(Some(Box::new(full))))));
                 }
                 if let Some(path) = after.path {
                     let leaf = path.graph.leaf_node_id.clone();
-                    let path = entry(Value::Session(Some(path)));
+                    let path = entry(Value::Session(Some(Box::new(path))));
                     if leaf.is_some() {
                         let by_leaf = SessionReadScope::ActivePath { leaf_node_id: leaf };
                         inserts.push((Key::session(self.scope.id, by_leaf), path.clone()));
@@ -510,16 +636,11 @@ impl<S: Serve> CacheStore<S> {
 
 /// Every call is served by its row of the rules table.
 impl<S: Serve> Serve for CacheStore<S> {
-    fn serve<'a>(
-        &'a self,
-        request: Request<'a>,
-    ) -> impl Future<Output = Result<Response, StoreError>> + Send + 'a {
-        async move {
-            match rule(request.operation()) {
-                Rule::Cached => self.read(request).await,
-                Rule::Bypass(_) => self.inner.serve(request).await,
-                rule => self.write(rule, request).await,
-            }
+    async fn serve(&self, request: Request<'_>) -> Result<Response, StoreError> {
+        match rule(request.operation()) {
+            Rule::Cached => self.read(request).await,
+            Rule::Bypass(_) => self.inner.serve(request).await,
+            rule => self.write(rule, request).await,
         }
     }
 

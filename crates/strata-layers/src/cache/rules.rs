@@ -80,3 +80,55 @@ pub(crate) fn rule(operation: Operation) -> Rule {
         _ => Rule::Invalidate(Classes { sessions: true, nodes: true, meta: true }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_has_exactly_one_rule_in_declaration_order() {
+        let listed: Vec<Operation> = RULES.iter().map(|(operation, _)| *operation).collect();
+        assert_eq!(
+            listed,
+            Operation::ALL,
+            "RULES must list every operation, in Operation::ALL order"
+        );
+        for &operation in Operation::ALL {
+            assert_eq!(rule(operation), RULES[operation.index()].1, "{operation}");
+        }
+    }
+
+    #[test]
+    fn only_reads_are_cached_and_every_write_that_changes_reads_invalidates_them() {
+        for &operation in Operation::ALL {
+            let rule = rule(operation);
+            let reads = matches!(
+                operation,
+                Operation::LoadSession | Operation::LoadNode | Operation::LoadSessionMeta
+            );
+            assert_eq!(rule == Rule::Cached, reads, "{operation}: {rule:?}");
+        }
+        for (operation, classes) in [
+            (Operation::CommitRuntimeState, Classes::SESSIONS),
+            (Operation::TombstoneNodes, Classes::SESSIONS),
+            (Operation::Vacuum, Classes::SESSIONS_AND_NODES),
+            (Operation::SaveSessionMeta, Classes::META),
+        ] {
+            assert_eq!(rule(operation).classes(), classes, "{operation}");
+        }
+    }
+
+    #[test]
+    fn the_module_docs_describe_every_rule_that_is_not_a_bypass() {
+        let docs = include_str!("mod.rs");
+        for (operation, rule) in RULES {
+            if !matches!(rule, Rule::Bypass(_)) {
+                let row = format!("//! | `{}`", operation.name());
+                let named = docs.lines().any(|line| {
+                    line.starts_with("//! | `") && line.contains(&format!("`{}`", operation.name()))
+                });
+                assert!(named, "no row of the rules table in the module docs names {row}");
+            }
+        }
+    }
+}

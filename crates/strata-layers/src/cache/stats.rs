@@ -165,3 +165,20 @@ impl Stats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::METRICS;
+
+    #[test]
+    fn every_cache_metric_is_in_the_crate_docs_table_and_nothing_else_is() {
+        let documented: Vec<&str> = include_str!("../lib.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//! | `"))
+            .filter_map(|row| row.split('`').next())
+            .filter(|name| name.starts_with("strata_store_cache_"))
+            .collect();
+        let recorded: Vec<&str> = METRICS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(documented, recorded);
+    }
+}

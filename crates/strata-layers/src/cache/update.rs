@@ -23,9 +23,9 @@ use strata_core::{
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Before<'a> {
     /// The `FullGraph` read.
-    pub(super) full: Option<&'a Option<PersistedSessionRead>>,
+    pub(super) full: Option<Option<&'a PersistedSessionRead>>,
     /// The head's `ActivePath` read.
-    pub(super) path: Option<&'a Option<PersistedSessionRead>>,
+    pub(super) path: Option<Option<&'a PersistedSessionRead>>,
 }
 
 /// The reads the commit produced, those that could be derived.
@@ -37,8 +37,8 @@ pub(super) struct After {
     pub(super) path: Option<PersistedSessionRead>,
 }
 
-fn revision(read: &Option<PersistedSessionRead>) -> u64 {
-    read.as_ref().map_or(0, |read| read.head_revision)
+fn revision(read: Option<&PersistedSessionRead>) -> u64 {
+    read.map_or(0, |read| read.head_revision)
 }
 
 /// The reads after `commit` (which returned `result`) applied on top of `before`.
@@ -47,17 +47,17 @@ pub(super) fn after_commit(
     commit: &RuntimeCommit,
     result: &RuntimeCommitResult,
 ) -> After {
-    let applies_to = |read: &&Option<PersistedSessionRead>| {
-        revision(read) + 1 == result.head_revision
-            && read.as_ref().is_none_or(|read| read.session_id == commit.session_id)
+    let applies_to = |read: &Option<&PersistedSessionRead>| {
+        revision(*read) + 1 == result.head_revision
+            && read.is_none_or(|read| read.session_id == commit.session_id)
     };
     let full = before.full.filter(applies_to);
     let path = before.path.filter(applies_to);
     let Some(base) = full.or(path) else { return After::default() };
-    let Some(head) = head_after(base.as_ref(), commit, result) else { return After::default() };
+    let Some(head) = head_after(base, commit, result) else { return After::default() };
 
     let full_nodes = full.map(|full| {
-        let before = full.as_ref().map_or(&[][..], |read| &read.graph.nodes);
+        let before = full.map_or(&[][..], |read| &read.graph.nodes);
         match &commit.graph {
             GraphCommitDelta::Unchanged { .. } => before.to_vec(),
             GraphCommitDelta::Append { nodes, .. } => [before, nodes].concat(),
@@ -68,7 +68,7 @@ pub(super) fn after_commit(
     let path_nodes = match leaf {
         None => Some(Vec::new()),
         Some(leaf) => {
-            let old_path = path.map(|read| read.as_ref().map_or(&[][..], |r| &r.graph.nodes));
+            let old_path = path.map(|read| read.map_or(&[][..], |read| &read.graph.nodes));
             let extended = old_path.and_then(|old| extend_path(&commit.graph, old, leaf));
             let whole_graph = match &commit.graph {
                 GraphCommitDelta::ReplaceFull(graph) => Some(&graph.nodes[..]),
