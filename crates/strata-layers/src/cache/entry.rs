@@ -11,7 +11,7 @@ use strata_core::{
     SessionNodeRecord, SessionReadScope, StoreError,
 };
 
-use super::scope::{Class, Scope};
+use super::scope::Scope;
 
 /// A cache key: which session scope, and which read.
 #[derive(Clone, Debug)]
@@ -62,6 +62,11 @@ impl Key {
 
     pub(super) fn meta(scope: u64) -> Self {
         Self { scope, item: Item::Meta }
+    }
+
+    /// The read this key stands for, borrowed.
+    pub(super) fn item(&self) -> ItemRef<'_> {
+        self.as_ref().item
     }
 
     fn as_ref(&self) -> KeyRef<'_> {
@@ -134,17 +139,17 @@ pub(super) enum Value {
 }
 
 impl Value {
-    /// The value of a `class` read's response (a mismatched response is the inner store's
-    /// typed error).
-    pub(super) fn read(class: Class, response: Response) -> Result<Self, StoreError> {
-        Ok(match class {
-            Class::Session => match response {
+    /// The value of the response to a read of `item` (a mismatched response is the inner
+    /// store's typed error).
+    pub(super) fn read(item: ItemRef<'_>, response: Response) -> Result<Self, StoreError> {
+        Ok(match item {
+            ItemRef::Session(_) => match response {
                 Response::Session(read) => Value::Session(read),
                 // Another response: `into_session` names the mismatch.
                 other => Value::Session(other.into_session()?.map(Box::new)),
             },
-            Class::Node => Value::Node(response.into_node()?),
-            Class::Meta => Value::Meta(response.into_meta()?),
+            ItemRef::Node(_) => Value::Node(response.into_node()?),
+            ItemRef::Meta => Value::Meta(response.into_meta()?),
         })
     }
 

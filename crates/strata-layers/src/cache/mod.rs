@@ -147,7 +147,7 @@ use strata_core::{
 
 use self::entry::{Entry, ItemRef, Key, KeyRef, NegativeExpiry, Value};
 use self::rules::{Rule, rule};
-use self::scope::{Alone, Class, Epochs, Invalidation, Outcome, Registry, Scope};
+use self::scope::{Alone, Epochs, Invalidation, Outcome, Registry, Scope};
 pub use self::stats::names;
 use self::stats::{Event, Stats};
 
@@ -406,37 +406,22 @@ struct CommitUpdate {
 }
 
 impl<S: Serve> CacheStore<S> {
-    fn class_of(item: ItemRef<'_>) -> Class {
-        match item {
-            ItemRef::Session(_) => Class::Session,
-            ItemRef::Node(_) => Class::Node,
-            ItemRef::Meta => Class::Meta,
-        }
-    }
-
-    fn stripe_of(&self, item: ItemRef<'_>) -> Option<usize> {
-        match item {
-            ItemRef::Node(id) => Some(self.shared.epochs.stripe(self.scope.id, id)),
-            _ => None,
-        }
-    }
-
-    /// Whether `entry` may be served now.
-    fn serves(&self, entry: &Entry, class: Class, stripe: Option<usize>) -> bool {
-        self.scope.serves(&self.shared.epochs, entry.read_at(), class, stripe)
+    /// Whether `entry` may be served now as the answer to `item`.
+    fn serves(&self, entry: &Entry, item: ItemRef<'_>) -> bool {
+        self.scope.serves(&self.shared.epochs, entry.read_at(), item)
     }
 
     /// Reads from the store into an entry read at `read_at`.
     async fn load(
         &self,
         operation: Operation,
-        class: Class,
+        item: ItemRef<'_>,
         request: Request<'_>,
         read_at: u64,
     ) -> Result<Entry, Fill> {
         self.shared.stats.record(operation, Event::Load, 1);
         let response = self.inner.serve(request).await.map_err(Fill::Store)?;
-        let value = Value::read(class, response).map_err(Fill::Store)?;
+        let value = Value::read(item, response).map_err(Fill::Store)?;
         let negative = value.is_negative_node();
         let entry = Entry::new(read_at, Arc::clone(&self.scope), value, self.shared.min_weight);
         if negative && self.shared.config.negative_ttl.is_none() {
@@ -466,14 +451,13 @@ impl<S: Serve> CacheStore<S> {
         let operation = request.operation();
         let shared = &*self.shared;
         let Some(item) = ItemRef::of(&request) else { return self.inner.serve(request).await };
-        let (class, stripe) = (Self::class_of(item), self.stripe_of(item));
         if self.scope.is_retired() {
             shared.stats.record(operation, Event::Miss, 1);
             return self.inner.serve(request).await;
         }
         let key = KeyRef { scope: self.scope.id, item };
         if let Some(entry) = shared.cache.get(&key).await {
-            if self.serves(&entry, class, stripe) && self.still_fresh(&entry).await? {
+            if self.serves(&entry, item) && self.still_fresh(&entry).await? {
                 shared.stats.record(operation, Event::Hit, 1);
                 return Ok(entry.value().response());
             }
@@ -489,7 +473,7 @@ impl<S: Serve> CacheStore<S> {
             .cache
             .try_get_with(key.clone(), async {
                 led = true;
-                self.load(operation, class, request, read_at).await
+                self.load(operation, key.item(), request, read_at).await
             })
             .await;
         let entry = match filled {
@@ -500,11 +484,11 @@ impl<S: Serve> CacheStore<S> {
             },
         };
         // Our own read, or another caller's that no write overlapped since it started.
-        if led || self.serves(&entry, class, stripe) {
+        if led || self.serves(&entry, key.item()) {
             return Ok(entry.value().response());
         }
         // Another caller's read began before a write this call must see: read again.
-        match self.load(operation, class, again, shared.epochs.now()).await {
+        match self.load(operation, key.item(), again, shared.epochs.now()).await {
             Ok(entry) => {
                 shared.cache.insert(key, entry.clone()).await;
                 Ok(entry.value().response())
@@ -518,7 +502,7 @@ impl<S: Serve> CacheStore<S> {
     async fn cached_session(&self, read: SessionReadScope) -> Option<Entry> {
         let key = KeyRef { scope: self.scope.id, item: ItemRef::Session(&read) };
         let entry = self.shared.cache.get(&key).await?;
-        self.serves(&entry, Class::Session, None).then_some(entry)
+        self.serves(&entry, ItemRef::Session(&read)).then_some(entry)
     }
 
     /// What a commit may update, known before it runs: the cached reads it may apply to.

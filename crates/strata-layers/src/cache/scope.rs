@@ -23,6 +23,8 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use super::entry::ItemRef;
+
 /// Number of per-node-id generation stripes, shared by every session of a layer. Two ids in
 /// one stripe only cost each other spurious misses, never a stale hit.
 const NODE_STRIPES: usize = 4096;
@@ -105,6 +107,8 @@ pub(crate) struct Scope {
     sessions: AtomicU64,
     nodes: AtomicU64,
     meta: AtomicU64,
+    /// The last epoch at which a write of this scope raised node stripes.
+    stripes_raised: AtomicU64,
     /// Writes begun so far (tickets). Held while a write begins or ends, so that beginning
     /// and ending are ordered.
     writes: Mutex<u64>,
@@ -121,6 +125,7 @@ impl Scope {
             sessions: AtomicU64::new(0),
             nodes: AtomicU64::new(0),
             meta: AtomicU64::new(0),
+            stripes_raised: AtomicU64::new(0),
             writes: Mutex::new(0),
         }
     }
@@ -135,23 +140,21 @@ impl Scope {
         self.sessions.load(SeqCst) == RETIRED
     }
 
-    /// Whether a value read at `read_at` may be served now, for an entry of `class` (and,
-    /// for a node, of that stripe).
-    pub(super) fn serves(
-        &self,
-        epochs: &Epochs,
-        read_at: u64,
-        class: Class,
-        stripe: Option<usize>,
-    ) -> bool {
-        let generation = match class {
-            Class::Session => &self.sessions,
-            Class::Node => &self.nodes,
-            Class::Meta => &self.meta,
+    /// Whether a value read at `read_at` may be served now as the answer to `item`.
+    pub(super) fn serves(&self, epochs: &Epochs, read_at: u64, item: ItemRef<'_>) -> bool {
+        let (generation, node_id) = match item {
+            ItemRef::Session(_) => (&self.sessions, None),
+            ItemRef::Node(id) => (&self.nodes, Some(id)),
+            ItemRef::Meta => (&self.meta, None),
+        };
+        // The node's stripe is looked up only if this scope raised a stripe since the read.
+        let stripe_fresh = |id| {
+            read_at >= self.stripes_raised.load(SeqCst)
+                || read_at >= epochs.stripe_generation(epochs.stripe(self.id, id))
         };
         self.pending.load(SeqCst) == 0
             && read_at >= generation.load(SeqCst)
-            && stripe.is_none_or(|stripe| read_at >= epochs.stripe_generation(stripe))
+            && node_id.is_none_or(stripe_fresh)
     }
 
     /// Starts a write: no entry is served until it ends. Dropping the guard without
@@ -185,6 +188,7 @@ impl Scope {
         for &stripe in &invalidation.stripes {
             epochs.stripes[stripe].fetch_max(epoch, SeqCst);
         }
+        raise(&self.stripes_raised, !invalidation.stripes.is_empty());
         self.pending.fetch_sub(1, SeqCst);
         drop(writes);
         Ended { alone: alone.then_some(Alone { epoch, sessions_before }) }
@@ -197,14 +201,6 @@ impl Scope {
             generation.store(RETIRED, SeqCst);
         }
     }
-}
-
-/// Which generation covers an entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Class {
-    Session,
-    Node,
-    Meta,
 }
 
 /// How a write ended.
