@@ -29,14 +29,14 @@ pub(super) enum Item {
 }
 
 /// A key borrowed from a request: lookups build no owned key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct KeyRef<'a> {
     pub(super) scope: u64,
     pub(super) item: ItemRef<'a>,
 }
 
 /// The borrowed form of [`Item`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ItemRef<'a> {
     Session(&'a SessionReadScope),
     Node(&'a str),
@@ -87,6 +87,26 @@ impl KeyRef<'_> {
             ItemRef::Meta => Item::Meta,
         };
         Key { scope: self.scope, item }
+    }
+}
+
+/// One word for the scope and the kind of read, then the id, if any (the only part of
+/// variable length): every lookup hashes a key, so it takes as few hasher calls as it can.
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (kind, id) = match self.item {
+            ItemRef::Session(SessionReadScope::FullGraph) => (0, None),
+            ItemRef::Session(SessionReadScope::ActivePath { leaf_node_id: None }) => (1, None),
+            ItemRef::Session(SessionReadScope::ActivePath { leaf_node_id: Some(leaf) }) => {
+                (2, Some(leaf.as_str()))
+            }
+            ItemRef::Node(id) => (3, Some(id)),
+            ItemRef::Meta => (4, None),
+        };
+        state.write_u64(self.scope << 3 | kind);
+        if let Some(id) = id {
+            state.write(id.as_bytes());
+        }
     }
 }
 

@@ -196,7 +196,7 @@ impl Default for Config {
 
 struct Shared {
     config: Config,
-    cache: Cache<Key, Entry>,
+    cache: Cache<Key, Entry, foldhash::fast::RandomState>,
     /// Every entry weighs at least this, so that `max_bytes` also bounds the entry count.
     min_weight: u32,
     epochs: Epochs,
@@ -224,7 +224,7 @@ impl Shared {
         let min_weight =
             u32::try_from(config.max_bytes / config.max_entries.max(1)).unwrap_or(u32::MAX);
         Self {
-            cache: builder.build(),
+            cache: builder.build_with_hasher(foldhash::fast::RandomState::default()),
             min_weight,
             epochs: Epochs::default(),
             registry: Registry::default(),
@@ -446,26 +446,35 @@ impl<S: Serve> CacheStore<S> {
         Ok(fresh)
     }
 
-    /// A cached read: a valid entry, or one store read per key at a time (single flight).
-    async fn read(&self, request: Request<'_>) -> Result<Response, StoreError> {
-        let operation = request.operation();
+    /// A valid entry: served, unless revalidation finds the store moved on.
+    async fn hit_or_fill(
+        &self,
+        operation: Operation,
+        entry: Entry,
+        request: Request<'_>,
+    ) -> Result<Response, StoreError> {
+        if self.still_fresh(&entry).await? {
+            self.shared.stats.record(operation, Event::Hit, 1);
+            return Ok(entry.value().response());
+        }
+        self.fill(operation, request).await
+    }
+
+    /// A miss: one store read per key at a time (single flight), cached when it may be.
+    async fn fill(
+        &self,
+        operation: Operation,
+        request: Request<'_>,
+    ) -> Result<Response, StoreError> {
         let shared = &*self.shared;
+        shared.stats.record(operation, Event::Miss, 1);
         let Some(item) = ItemRef::of(&request) else { return self.inner.serve(request).await };
         if self.scope.is_retired() {
-            shared.stats.record(operation, Event::Miss, 1);
             return self.inner.serve(request).await;
         }
-        let key = KeyRef { scope: self.scope.id, item };
-        if let Some(entry) = shared.cache.get(&key).await {
-            if self.serves(&entry, item) && self.still_fresh(&entry).await? {
-                shared.stats.record(operation, Event::Hit, 1);
-                return Ok(entry.value().response());
-            }
-            // Stale: drop it so that the fill below replaces it.
-            shared.cache.invalidate(&key).await;
-        }
-        shared.stats.record(operation, Event::Miss, 1);
-        let key = key.to_key();
+        let key = KeyRef { scope: self.scope.id, item }.to_key();
+        // A stale entry would be returned by the single flight below: drop it first.
+        shared.cache.invalidate(&key).await;
         let again = request.clone();
         let read_at = shared.epochs.now();
         let mut led = false;
@@ -621,10 +630,29 @@ impl<S: Serve> CacheStore<S> {
 /// Every call is served by its row of the rules table.
 impl<S: Serve> Serve for CacheStore<S> {
     async fn serve(&self, request: Request<'_>) -> Result<Response, StoreError> {
-        match rule(request.operation()) {
-            Rule::Cached => self.read(request).await,
+        let operation = request.operation();
+        match rule(operation) {
+            // A hit is served inline, so that its future stays small (moka's lookup is most
+            // of it); revalidation and fills are boxed.
+            Rule::Cached => {
+                let shared = &*self.shared;
+                if let Some(item) = ItemRef::of(&request)
+                    && !self.scope.is_retired()
+                    && let Some(entry) =
+                        shared.cache.get(&KeyRef { scope: self.scope.id, item }).await
+                    && self.serves(&entry, item)
+                {
+                    if shared.config.revalidation == Revalidation::Off {
+                        shared.stats.record(operation, Event::Hit, 1);
+                        return Ok(entry.value().response());
+                    }
+                    return Box::pin(self.hit_or_fill(operation, entry, request)).await;
+                }
+                Box::pin(self.fill(operation, request)).await
+            }
             Rule::Bypass(_) => self.inner.serve(request).await,
-            rule => self.write(rule, request).await,
+            // Boxed: a write costs far more than an allocation, and reads stay small.
+            rule => Box::pin(self.write(rule, request)).await,
         }
     }
 

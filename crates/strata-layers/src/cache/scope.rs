@@ -68,7 +68,7 @@ impl Invalidation {
 pub(super) struct Epochs {
     now: AtomicU64,
     stripes: Box<[AtomicU64]>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Epochs {
