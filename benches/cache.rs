@@ -10,7 +10,8 @@
 //!   the 8 MiB compaction threshold), the same after compaction (the graph read from the
 //!   snapshot's section, as for any session whose log was compacted), and a cache hit.
 //! - `load_node/*`: the bare in-memory store's `load_node` and a cache hit over it (both
-//!   behind `Arc<dyn RuntimePersistence>`, as stacks are used).
+//!   behind `Arc<dyn RuntimePersistence>`, as stacks are used), and the hit's overhead over
+//!   the bare store measured back to back within each sample.
 //! - `session_turns/*`: what a runtime does per turn, on the file store with and without the
 //!   cache: one stamped commit appending a turn, then a reload of the head's active path
 //!   (~1k nodes: every 100 turns the next turn branches off an early node, as after a rewind,
@@ -163,16 +164,22 @@ fn load_node(c: &mut Criterion) {
     let cached: Arc<dyn RuntimePersistence> = Arc::new(CacheLayer::default().layer(memory));
     rt.block_on(cached.load_node("t0-user")).unwrap().expect("warm-up read");
 
+    let reads = |store: &Arc<dyn RuntimePersistence>, iterations| {
+        timed(&rt, iterations, |_| async { store.load_node(black_box("t0-user")).await.unwrap() })
+    };
     let mut group = c.benchmark_group("load_node");
     for (name, store) in [("memory_store", &bare), ("cache_hit", &cached)] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iterations| {
-                timed(&rt, iterations, |_| async {
-                    store.load_node(black_box("t0-user")).await.unwrap()
-                })
-            })
-        });
+        group.bench_function(name, |b| b.iter_custom(|iterations| reads(store, iterations)));
     }
+    // The hit's extra cost over the bare store, both measured back to back within each sample
+    // (so that load drifting between samples cancels); a sample where noise made the hit
+    // faster counts as 1 ns.
+    group.bench_function("cache_hit_overhead", |b| {
+        b.iter_custom(|iterations| {
+            let hit = reads(&cached, iterations);
+            hit.saturating_sub(reads(&bare, iterations)).max(Duration::from_nanos(1))
+        })
+    });
     group.finish();
 }
 

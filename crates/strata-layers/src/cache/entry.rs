@@ -11,6 +11,7 @@ use strata_core::{
     SessionNodeRecord, SessionReadScope, StoreError,
 };
 
+use super::read::SessionRead;
 use super::scope::Scope;
 
 /// A cache key: which session scope, and which read.
@@ -153,7 +154,7 @@ pub(super) struct Cached {
 #[derive(Debug)]
 pub(super) enum Value {
     /// Boxed: node and metadata entries stay small.
-    Session(Option<Box<PersistedSessionRead>>),
+    Session(Option<Box<SessionRead>>),
     Node(Option<SessionNodeRecord>),
     Meta(Option<SessionMeta>),
 }
@@ -164,9 +165,13 @@ impl Value {
     pub(super) fn read(item: ItemRef<'_>, response: Response) -> Result<Self, StoreError> {
         Ok(match item {
             ItemRef::Session(_) => match response {
-                Response::Session(read) => Value::Session(read),
+                Response::Session(read) => {
+                    Value::Session(read.map(|read| Box::new(SessionRead::new(*read))))
+                }
                 // Another response: `into_session` names the mismatch.
-                other => Value::Session(other.into_session()?.map(Box::new)),
+                other => Value::Session(
+                    other.into_session()?.map(|read| Box::new(SessionRead::new(read))),
+                ),
             },
             ItemRef::Node(_) => Value::Node(response.into_node()?),
             ItemRef::Meta => Value::Meta(response.into_meta()?),
@@ -181,7 +186,9 @@ impl Value {
     /// The response a hit returns: a clone of the value (shared payloads).
     pub(super) fn response(&self) -> Response {
         match self {
-            Value::Session(read) => Response::Session(read.clone()),
+            Value::Session(read) => {
+                Response::Session(read.as_ref().map(|read| Box::new(read.to_read())))
+            }
             Value::Node(node) => Response::Node(node.clone()),
             Value::Meta(meta) => Response::Meta(meta.clone()),
         }
@@ -191,7 +198,9 @@ impl Value {
     /// by several entries count in each, so the byte bound errs on the safe side.
     fn bytes(&self) -> usize {
         match self {
-            Value::Session(read) => read.as_deref().map_or(0, read_bytes),
+            Value::Session(read) => read.as_deref().map_or(0, |read| {
+                read_bytes(&read.head) + read.nodes.iter().map(node_bytes).sum::<usize>()
+            }),
             Value::Node(node) => node.as_ref().map_or(0, node_bytes),
             Value::Meta(meta) => meta.as_ref().map_or(0, meta_bytes),
         }

@@ -129,6 +129,7 @@
 //! in the [crate docs](crate#metrics); names are constants in [`names`].
 
 mod entry;
+mod read;
 mod rules;
 mod scope;
 mod stats;
@@ -141,11 +142,12 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use strata_core::{
-    DurabilityTier, ErrorClass, GraphCommitDelta, Layer, Operation, PersistedSessionRead, Request,
-    Response, RuntimeCommit, Serve, SessionMeta, SessionReadScope, StoreError,
+    DurabilityTier, ErrorClass, GraphCommitDelta, Layer, Operation, Request, Response,
+    RuntimeCommit, Serve, SessionMeta, SessionReadScope, StoreError,
 };
 
 use self::entry::{Entry, ItemRef, Key, KeyRef, NegativeExpiry, Value};
+use self::read::SessionRead;
 use self::rules::{Rule, rule};
 use self::scope::{Alone, Epochs, Invalidation, Outcome, Registry, Scope};
 pub use self::stats::names;
@@ -441,7 +443,7 @@ impl<S: Serve> CacheStore<S> {
         };
         let probe = self.inner.serve(Request::LoadSession { scope: head_probe() }).await?;
         let head = probe.into_session()?.map(|read| read.head_revision);
-        let fresh = head == cached.as_ref().map(|read| read.head_revision);
+        let fresh = head == cached.as_ref().map(|read| read.head.head_revision);
         self.shared.stats.revalidated(fresh);
         Ok(fresh)
     }
@@ -582,10 +584,7 @@ impl<S: Serve> CacheStore<S> {
         match (update, response) {
             (Update::Commit(update), Response::Committed(result)) => {
                 // A read older than the last invalidation before this commit is not its base.
-                fn base(
-                    entry: &Option<Entry>,
-                    after: u64,
-                ) -> Option<Option<&PersistedSessionRead>> {
+                fn base(entry: &Option<Entry>, after: u64) -> Option<Option<&SessionRead>> {
                     let entry = entry.as_ref().filter(|entry| entry.read_at() >= after)?;
                     match entry.value() {
                         Value::Session(read) => Some(read.as_deref()),
@@ -602,7 +601,7 @@ impl<S: Serve> CacheStore<S> {
                     inserts.push((key, entry(Value::Session(Some(Box::new(full))))));
                 }
                 if let Some(path) = after.path {
-                    let leaf = path.graph.leaf_node_id.clone();
+                    let leaf = path.head.graph.leaf_node_id.clone();
                     let path = entry(Value::Session(Some(Box::new(path))));
                     if leaf.is_some() {
                         let by_leaf = SessionReadScope::ActivePath { leaf_node_id: leaf };

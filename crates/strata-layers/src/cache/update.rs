@@ -19,26 +19,28 @@ use strata_core::{
     merge_token_ledger,
 };
 
+use super::read::{Nodes, SessionRead};
+
 /// The cached reads a commit applied to (`Some(None)`: "no session yet" was cached).
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Before<'a> {
     /// The `FullGraph` read.
-    pub(super) full: Option<Option<&'a PersistedSessionRead>>,
+    pub(super) full: Option<Option<&'a SessionRead>>,
     /// The head's `ActivePath` read.
-    pub(super) path: Option<Option<&'a PersistedSessionRead>>,
+    pub(super) path: Option<Option<&'a SessionRead>>,
 }
 
 /// The reads the commit produced, those that could be derived.
 #[derive(Debug, Default)]
 pub(super) struct After {
     /// The `FullGraph` read.
-    pub(super) full: Option<PersistedSessionRead>,
+    pub(super) full: Option<SessionRead>,
     /// The head's `ActivePath` read (also the `ActivePath` read of the new leaf by id).
-    pub(super) path: Option<PersistedSessionRead>,
+    pub(super) path: Option<SessionRead>,
 }
 
-fn revision(read: Option<&PersistedSessionRead>) -> u64 {
-    read.map_or(0, |read| read.head_revision)
+fn revision(read: Option<&SessionRead>) -> u64 {
+    read.map_or(0, |read| read.head.head_revision)
 }
 
 /// The reads after `commit` (which returned `result`) applied on top of `before`.
@@ -47,39 +49,44 @@ pub(super) fn after_commit(
     commit: &RuntimeCommit,
     result: &RuntimeCommitResult,
 ) -> After {
-    let applies_to = |read: &Option<&PersistedSessionRead>| {
+    let applies_to = |read: &Option<&SessionRead>| {
         revision(*read) + 1 == result.head_revision
-            && read.is_none_or(|read| read.session_id == commit.session_id)
+            && read.is_none_or(|read| read.head.session_id == commit.session_id)
     };
     let full = before.full.filter(applies_to);
     let path = before.path.filter(applies_to);
     let Some(base) = full.or(path) else { return After::default() };
-    let Some(head) = head_after(base, commit, result) else { return After::default() };
+    let Some(head) = head_after(base.map(|read| &read.head), commit, result) else {
+        return After::default();
+    };
 
-    let full_nodes = full.map(|full| {
-        let before = full.map_or(&[][..], |read| &read.graph.nodes);
-        match &commit.graph {
-            GraphCommitDelta::Unchanged { .. } => before.to_vec(),
-            GraphCommitDelta::Append { nodes, .. } => [before, nodes].concat(),
-            GraphCommitDelta::ReplaceFull(graph) => graph.nodes.clone(),
-        }
+    let nodes_of =
+        |read: Option<&SessionRead>| read.map(|read| read.nodes.clone()).unwrap_or_default();
+    let full_nodes = full.map(|full| match &commit.graph {
+        GraphCommitDelta::Unchanged { .. } => nodes_of(full),
+        GraphCommitDelta::Append { nodes, .. } => nodes_of(full).appended(nodes.iter().cloned()),
+        GraphCommitDelta::ReplaceFull(graph) => Nodes::new(graph.nodes.clone()),
     });
     let leaf = commit.graph.leaf_node_id();
     let path_nodes = match leaf {
-        None => Some(Vec::new()),
+        None => Some(Nodes::default()),
         Some(leaf) => {
-            let old_path = path.map(|read| read.map_or(&[][..], |read| &read.graph.nodes));
-            let extended = old_path.and_then(|old| extend_path(&commit.graph, old, leaf));
-            let whole_graph = match &commit.graph {
-                GraphCommitDelta::ReplaceFull(graph) => Some(&graph.nodes[..]),
-                _ => full_nodes.as_deref(),
-            };
-            extended.or_else(|| whole_graph.and_then(|nodes| walk(nodes, leaf)))
+            let extended = path.and_then(|old| extend_path(&commit.graph, &nodes_of(old), leaf));
+            extended.or_else(|| {
+                let path = match &commit.graph {
+                    GraphCommitDelta::ReplaceFull(graph) => walk(graph.nodes.iter(), leaf),
+                    _ => walk(full_nodes.as_ref()?.iter(), leaf),
+                };
+                path.map(Nodes::new)
+            })
         }
     };
-    let read = |nodes: Vec<SessionNodeRecord>| PersistedSessionRead {
-        graph: SessionGraph { nodes, leaf_node_id: leaf.map(str::to_owned) },
-        ..head.clone()
+    let read = |nodes: Nodes| SessionRead {
+        head: PersistedSessionRead {
+            graph: SessionGraph { nodes: Vec::new(), leaf_node_id: leaf.map(str::to_owned) },
+            ..head.clone()
+        },
+        nodes,
     };
     After { full: full_nodes.map(read), path: path_nodes.map(read) }
 }
@@ -164,14 +171,10 @@ fn hydrate(
 
 /// The ancestry of `leaf` over the old head path and the nodes `delta` appended, when it
 /// lies within them: the walk goes up through appended nodes and joins the old path (whose
-/// prefix up to any of its nodes is that node's ancestry). `None` when it leaves them (the
-/// parent may be live elsewhere in the graph) or when the appended nodes extend the old
-/// path's root.
-fn extend_path(
-    delta: &GraphCommitDelta,
-    old: &[SessionNodeRecord],
-    leaf: &str,
-) -> Option<Vec<SessionNodeRecord>> {
+/// prefix up to any of its nodes is that node's ancestry, shared rather than copied). `None`
+/// when it leaves them (the parent may be live elsewhere in the graph) or when the appended
+/// nodes extend the old path's root.
+fn extend_path(delta: &GraphCommitDelta, old: &Nodes, leaf: &str) -> Option<Nodes> {
     let appended = match delta {
         GraphCommitDelta::Unchanged { .. } => &[][..],
         GraphCommitDelta::Append { nodes, .. } => nodes,
@@ -189,29 +192,33 @@ fn extend_path(
     let mut chain: Vec<&SessionNodeRecord> = Vec::new();
     let mut current = Some(leaf);
     while let Some(id) = current {
-        if let Some(node) = find(id) {
-            if chain.len() == appended.len() {
-                return None; // a cycle: the store reports it, the cache must not invent a path
-            }
-            chain.push(node);
-            current = node.parent_node_id.as_deref();
-        } else {
-            let joined = old.iter().rposition(|node| node.node_id == id)?;
-            return Some(old[..=joined].iter().chain(chain.into_iter().rev()).cloned().collect());
+        let Some(node) = find(id) else {
+            // Joins the old path (searched from its leaf end, where appends usually attach).
+            let from_end = old.iter().rev().position(|node| node.node_id == id)?;
+            let prefix = old.prefix(old.len() - from_end);
+            return Some(prefix.appended(chain.into_iter().rev().cloned()));
+        };
+        if chain.len() == appended.len() {
+            return None; // a cycle: the store reports it, the cache must not invent a path
         }
+        chain.push(node);
+        current = node.parent_node_id.as_deref();
     }
-    Some(chain.into_iter().rev().cloned().collect())
+    Some(Nodes::new(chain.into_iter().rev().cloned().collect()))
 }
 
 /// The ancestry of `leaf` within `nodes`, every live node of the graph (root → leaf; empty
 /// for an unknown leaf); `None` on a parent cycle.
-fn walk(nodes: &[SessionNodeRecord], leaf: &str) -> Option<Vec<SessionNodeRecord>> {
+fn walk<'a>(
+    nodes: impl Iterator<Item = &'a SessionNodeRecord>,
+    leaf: &str,
+) -> Option<Vec<SessionNodeRecord>> {
     let by_id: HashMap<&str, &SessionNodeRecord> =
-        nodes.iter().map(|node| (node.node_id.as_str(), node)).collect();
+        nodes.map(|node| (node.node_id.as_str(), node)).collect();
     let mut chain: Vec<&SessionNodeRecord> = Vec::new();
     let mut next = by_id.get(leaf).copied();
     while let Some(node) = next {
-        if chain.len() == nodes.len() {
+        if chain.len() == by_id.len() {
             return None;
         }
         chain.push(node);
