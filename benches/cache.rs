@@ -15,7 +15,9 @@
 //! - `session_turns/*`: what a runtime does per turn, on the file store with and without the
 //!   cache: one stamped commit appending a turn, then a reload of the head's active path
 //!   (~1k nodes: every 100 turns the next turn branches off an early node, as after a rewind,
-//!   so the path stays between 900 and 1100 nodes however long criterion runs). The hit rate
+//!   so the path stays between 900 and 1100 nodes however long criterion runs); on a session
+//!   as commits left it, and on one compacted before the turns (its older nodes read from the
+//!   snapshot's section, as in any session whose log reached the compaction threshold). The hit rate
 //!   of the reloads is measured before the groups on 300 turns (store reads counted by the
 //!   testkit's fault layer under the cache) and printed as `session_turns hit rate ...`.
 //!
@@ -211,13 +213,25 @@ fn hit_rate(rt: &Runtime) -> f64 {
 fn session_turns(c: &mut Criterion) {
     let rt = runtime();
     println!("session_turns hit rate (cache): {:.3}", hit_rate(&rt));
-    let (bare_dir, cached_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let bare: Arc<dyn RuntimePersistence> = Arc::new(seeded_file_store(&rt, bare_dir.path()));
-    let cached: Arc<dyn RuntimePersistence> =
-        Arc::new(CacheLayer::default().layer(seeded_file_store(&rt, cached_dir.path())));
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let stores: Vec<FileStore> =
+        dirs.iter().map(|dir| seeded_file_store(&rt, dir.path())).collect();
+    for compacted in &stores[2..] {
+        compacted.compact().expect("compact");
+    }
+    let bare = |store: &FileStore| Arc::new(store.clone()) as Arc<dyn RuntimePersistence>;
+    let cached = |store: &FileStore| {
+        Arc::new(CacheLayer::default().layer(store.clone())) as Arc<dyn RuntimePersistence>
+    };
+    let variants = [
+        ("file_store", bare(&stores[0])),
+        ("cache", cached(&stores[1])),
+        ("file_store_compacted", bare(&stores[2])),
+        ("cache_compacted", cached(&stores[3])),
+    ];
 
     let mut group = c.benchmark_group("session_turns");
-    for (name, store) in [("file_store", &bare), ("cache", &cached)] {
+    for (name, store) in variants {
         let mut next = SEED_TURNS as u64;
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
