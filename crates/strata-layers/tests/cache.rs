@@ -287,17 +287,29 @@ async fn a_fill_during_a_commit_in_flight_is_never_served_after_it() {
     assert_eq!(read(&fixture.store, FULL).await.head_revision, 2);
 }
 
+/// Starts a commit appending `n2` on a seeded fixture and waits until the store applied it;
+/// the hold keeps its answer until `release` is sent.
+async fn commit_held_after_applying(
+    fixture: &Fixture,
+) -> (
+    Pin<Box<impl Future<Output = Result<RuntimeCommitResult, StoreError>> + '_>>,
+    oneshot::Sender<()>,
+) {
+    let (applied, release) = fixture.hold.next(Operation::CommitRuntimeState);
+    let next = commit(SESSION).expect(1).append([node("n2", Some("n1"))]);
+    let mut committing = Box::pin(fixture.store.commit_runtime_state(next.build()));
+    start(&mut committing).await;
+    applied.await.unwrap();
+    (committing, release)
+}
+
 /// While a commit that the store applied has not returned to the cache, a read that begins
 /// after another reader saw the new revision must not go back to the old one.
 #[tokio::test]
 async fn no_read_goes_back_in_time_while_a_write_is_in_flight() {
     let fixture = seeded(CacheLayer::default()).await;
     read(&fixture.store, FULL).await;
-    let (applied, release) = fixture.hold.next(Operation::CommitRuntimeState);
-    let next = commit(SESSION).expect(1).append([node("n2", Some("n1"))]);
-    let mut committing = pin!(fixture.store.commit_runtime_state(next.build()));
-    start(&mut committing).await;
-    applied.await.unwrap();
+    let (committing, release) = commit_held_after_applying(&fixture).await;
     assert_eq!(read(&fixture.bare, FULL).await.head_revision, 2, "another reader sees it");
     assert_eq!(read(&fixture.store, FULL).await.head_revision, 2, "the cache went back");
     release.send(()).unwrap();
@@ -310,11 +322,7 @@ async fn no_read_goes_back_in_time_while_a_write_is_in_flight() {
 async fn a_write_that_overlapped_another_does_not_write_through() {
     let fixture = seeded(CacheLayer::default()).await;
     read(&fixture.store, FULL).await;
-    let (applied, release) = fixture.hold.next(Operation::CommitRuntimeState);
-    let next = commit(SESSION).expect(1).append([node("n2", Some("n1"))]);
-    let mut committing = pin!(fixture.store.commit_runtime_state(next.build()));
-    start(&mut committing).await;
-    applied.await.unwrap();
+    let (committing, release) = commit_held_after_applying(&fixture).await;
     fixture.store.tombstone_nodes(&["n0".to_owned()]).await.unwrap();
     release.send(()).unwrap();
     committing.await.unwrap();

@@ -126,6 +126,27 @@ impl Known {
         format!("n{}", self.next)
     }
 
+    /// `count` new nodes in a chain under `parent`; with `revive`, the first one takes the id
+    /// of a tombstoned node.
+    fn chain(
+        &mut self,
+        count: usize,
+        mut parent: Option<String>,
+        revive: Option<usize>,
+    ) -> Vec<SessionNodeRecord> {
+        let mut nodes = Vec::new();
+        for position in 0..count {
+            let revived = revive.filter(|_| position == 0 && !self.tombstoned.is_empty());
+            let id = match revived {
+                Some(index) => self.tombstoned[index % self.tombstoned.len()].clone(),
+                None => self.fresh(),
+            };
+            nodes.push(node(&id, parent.as_deref()));
+            parent = Some(id);
+        }
+        nodes
+    }
+
     /// The node id `pick` names (`None`: no parent / no leaf).
     fn resolve(&self, pick: Pick, head_leaf: Option<String>) -> Option<String> {
         match pick {
@@ -208,24 +229,10 @@ async fn run(steps: Vec<Step>, negative: bool, revalidate: bool) -> Result<(), T
         }
         let committed = match step {
             Step::Append { handle, count, parent, revive, extra } => {
-                let mut parent = known.resolve(parent, head_leaf);
-                let mut nodes = Vec::new();
-                for position in 0..count {
-                    let revived = revive.filter(|_| position == 0 && !known.tombstoned.is_empty());
-                    let id = match revived {
-                        Some(index) => known.tombstoned[index % known.tombstoned.len()].clone(),
-                        None => known.fresh(),
-                    };
-                    nodes.push(node(&id, parent.as_deref()));
-                    parent = Some(id);
-                }
-                let ids: Vec<String> = nodes.iter().map(|node| node.node_id.clone()).collect();
+                let parent = known.resolve(parent, head_leaf);
+                let nodes = known.chain(count, parent, revive);
                 let next = finish(&mut known, commit(SESSION).append(nodes), extra, head_revision);
-                let result = both!(handle, |store| store.commit_runtime_state(next.clone()));
-                if result.is_ok() {
-                    known.ids.extend(ids);
-                }
-                Some((result, next))
+                Some((both!(handle, |store| store.commit_runtime_state(next.clone())), next))
             }
             Step::MoveLeaf { handle, leaf, extra } => {
                 let leaf = known.resolve(leaf, head_leaf);
@@ -234,20 +241,9 @@ async fn run(steps: Vec<Step>, negative: bool, revalidate: bool) -> Result<(), T
                 Some((both!(handle, |store| store.commit_runtime_state(next.clone())), next))
             }
             Step::Replace { handle, count, extra } => {
-                let mut nodes = Vec::new();
-                let mut parent: Option<String> = None;
-                for _ in 0..count {
-                    let id = known.fresh();
-                    nodes.push(node(&id, parent.as_deref()));
-                    parent = Some(id);
-                }
-                let ids: Vec<String> = nodes.iter().map(|node| node.node_id.clone()).collect();
+                let nodes = known.chain(count, None, None);
                 let next = finish(&mut known, commit(SESSION).replace(nodes), extra, head_revision);
-                let result = both!(handle, |store| store.commit_runtime_state(next.clone()));
-                if result.is_ok() {
-                    known.ids.extend(ids);
-                }
-                Some((result, next))
+                Some((both!(handle, |store| store.commit_runtime_state(next.clone())), next))
             }
             Step::RetryLastStamp { handle } => match known.last_stamped.clone() {
                 Some(last) => {
@@ -302,6 +298,7 @@ async fn run(steps: Vec<Step>, negative: bool, revalidate: bool) -> Result<(), T
             }
         };
         if let Some((Ok(result), next)) = committed {
+            known.ids.extend(next.graph.nodes().iter().map(|node| node.node_id.clone()));
             known.refs.extend(result.manifest.iter().flat_map(|m| m.blob_refs().cloned()));
             if next.turn_commit.is_some() {
                 known.last_stamped = Some(next);
