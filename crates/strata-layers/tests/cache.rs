@@ -421,6 +421,24 @@ async fn a_commit_updates_the_session_reads_it_applied_to() {
 }
 
 #[tokio::test]
+async fn commits_leave_no_dead_path_entries_behind() {
+    let layer = CacheLayer::default();
+    let fixture = seeded(layer.clone()).await;
+    read(&fixture.store, head_path()).await;
+    let mut parent = "n1".to_owned();
+    for turn in 0..50 {
+        let id = format!("turn{turn}");
+        let next = commit(SESSION).append([node(&id, Some(&parent))]);
+        fixture.store.commit_runtime_state(next.build()).await.unwrap();
+        assert_eq!(read(&fixture.store, head_path()).await.graph.nodes.len(), turn + 3);
+        parent = id;
+    }
+    assert_eq!(fixture.faults.calls(Operation::LoadSession), 1, "every reload was a hit");
+    layer.run_pending_tasks().await;
+    assert_eq!(layer.entry_count(), 2, "the head path, by `None` and by the current leaf");
+}
+
+#[tokio::test]
 async fn the_first_commit_updates_a_cached_absent_session() {
     let fixture = fixture(CacheLayer::default());
     assert_eq!(fixture.store.load_session(FULL).await.unwrap(), None);

@@ -48,7 +48,7 @@
 //! | operation | rule |
 //! |---|---|
 //! | `load_session`, `load_node`, `load_session_meta` | served from the cache; a miss reads the store once per key at a time (concurrent misses share that read) |
-//! | `commit_runtime_state` | on success, the full graph and the head's active path (by `None` and by the new leaf's id) are replaced by the state the commit produced, derived from the cached reads it applied to (new head fields, merged ledger, hydrated checkpoint, appended nodes or the replacing graph, the path walked again), when they can be derived exactly; every other session read is invalidated; `ReplaceFull` invalidates every node; with negative caching, the appended ids' node entries too. A head revision or turn commit conflict invalidates the session's reads and nodes: another writer moved the head |
+//! | `commit_runtime_state` | on success, the full graph and the head's active path (by `None` and by the new leaf's id; the previous leaf's entry is dropped) are replaced by the state the commit produced, derived from the cached reads it applied to (new head fields, merged ledger, hydrated checkpoint, appended nodes or the replacing graph, the path walked again), when they can be derived exactly; every other session read is invalidated; `ReplaceFull` invalidates every node; with negative caching, the appended ids' node entries too. A head revision or turn commit conflict invalidates the session's reads and nodes: another writer moved the head |
 //! | `save_session_meta` | on success, the cached record is replaced by the saved one |
 //! | `tombstone_nodes` | invalidates the named nodes and every session read |
 //! | `vacuum` | invalidates every session read and node |
@@ -459,14 +459,16 @@ impl<S: Serve> CacheStore<S> {
             self.shared.stats.record(operation, Event::Hit, 1);
             return Ok(entry.value().response());
         }
-        self.fill(operation, request).await
+        self.fill(operation, request, true).await
     }
 
     /// A miss: one store read per key at a time (single flight), cached when it may be.
+    /// `stale`: the key holds an entry that must not be served.
     async fn fill(
         &self,
         operation: Operation,
         request: Request<'_>,
+        stale: bool,
     ) -> Result<Response, StoreError> {
         let shared = &*self.shared;
         shared.stats.record(operation, Event::Miss, 1);
@@ -475,8 +477,10 @@ impl<S: Serve> CacheStore<S> {
             return self.inner.serve(request).await;
         }
         let key = KeyRef { scope: self.scope.id, item }.to_key();
-        // A stale entry would be returned by the single flight below: drop it first.
-        shared.cache.invalidate(&key).await;
+        if stale {
+            // The single flight below would return it: drop it first.
+            shared.cache.invalidate(&key).await;
+        }
         let again = request.clone();
         let read_at = shared.epochs.now();
         let mut led = false;
@@ -535,8 +539,8 @@ impl<S: Serve> CacheStore<S> {
             ids.map(|id| shared.epochs.stripe(self.scope.id, id)).collect()
         };
         let mut update = Update::None;
-        match &request {
-            Request::CommitRuntimeState { commit } => {
+        match (rule, &request) {
+            (Rule::Commit, Request::CommitRuntimeState { commit }) => {
                 match &commit.graph {
                     GraphCommitDelta::ReplaceFull(_) => touches.classes.nodes = true,
                     // Appended ids may be cached as misses.
@@ -550,8 +554,10 @@ impl<S: Serve> CacheStore<S> {
                 }
                 update = self.commit_update(commit).await;
             }
-            Request::SaveSessionMeta { meta } => update = Update::Meta(meta.clone()),
-            Request::TombstoneNodes { ids } => {
+            (Rule::SaveMeta, Request::SaveSessionMeta { meta }) => {
+                update = Update::Meta(meta.clone());
+            }
+            (Rule::Tombstone, Request::TombstoneNodes { ids }) => {
                 touches.stripes = stripes(&mut ids.iter().map(String::as_str));
             }
             _ => {}
@@ -563,7 +569,9 @@ impl<S: Serve> CacheStore<S> {
         if !invalidated.is_empty() {
             shared.stats.record(operation, Event::Invalidation, 1);
         }
-        if let (Ok(response), Some(alone)) = (&result, ended.alone) {
+        if let (Ok(response), Some(alone)) = (&result, ended.alone)
+            && !self.scope.is_retired()
+        {
             self.write_through(operation, update, response, alone).await;
         }
         result
@@ -581,6 +589,7 @@ impl<S: Serve> CacheStore<S> {
         let entry =
             |value| Entry::new(alone.epoch, Arc::clone(&self.scope), value, shared.min_weight);
         let mut inserts: Vec<(Key, Entry)> = Vec::new();
+        let mut dropped: Option<Key> = None;
         match (update, response) {
             (Update::Commit(update), Response::Committed(result)) => {
                 // A read older than the last invalidation before this commit is not its base.
@@ -596,6 +605,19 @@ impl<S: Serve> CacheStore<S> {
                     path: base(&update.path, alone.sessions_before),
                 };
                 let after = update::after_commit(before, &update.commit, result);
+                // The previous leaf's path entry (inserted by the previous commit) is dead now.
+                let old_leaf = [&update.path, &update.full]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|entry| match entry.value() {
+                        Value::Session(Some(read)) => read.head.graph.leaf_node_id.clone(),
+                        _ => None,
+                    })
+                    .filter(|leaf| Some(leaf.as_str()) != update.commit.graph.leaf_node_id());
+                dropped = old_leaf.map(|leaf| {
+                    let by_leaf = SessionReadScope::ActivePath { leaf_node_id: Some(leaf) };
+                    Key::session(self.scope.id, by_leaf)
+                });
                 if let Some(full) = after.full {
                     let key = Key::session(self.scope.id, SessionReadScope::FullGraph);
                     inserts.push((key, entry(Value::Session(Some(Box::new(full))))));
@@ -616,6 +638,9 @@ impl<S: Serve> CacheStore<S> {
             }
             _ => {}
         }
+        if let Some(key) = dropped {
+            shared.cache.invalidate(&key).await;
+        }
         let updated = inserts.len() as u64;
         for (key, entry) in inserts {
             shared.cache.insert(key, entry).await;
@@ -635,19 +660,22 @@ impl<S: Serve> Serve for CacheStore<S> {
             // of it); revalidation and fills are boxed.
             Rule::Cached => {
                 let shared = &*self.shared;
+                let mut stale = false;
                 if let Some(item) = ItemRef::of(&request)
                     && !self.scope.is_retired()
                     && let Some(entry) =
                         shared.cache.get(&KeyRef { scope: self.scope.id, item }).await
-                    && self.serves(&entry, item)
                 {
-                    if shared.config.revalidation == Revalidation::Off {
+                    if !self.serves(&entry, item) {
+                        stale = true;
+                    } else if shared.config.revalidation == Revalidation::Off {
                         shared.stats.record(operation, Event::Hit, 1);
                         return Ok(entry.value().response());
+                    } else {
+                        return Box::pin(self.hit_or_fill(operation, entry, request)).await;
                     }
-                    return Box::pin(self.hit_or_fill(operation, entry, request)).await;
                 }
-                Box::pin(self.fill(operation, request)).await
+                Box::pin(self.fill(operation, request, stale)).await
             }
             Rule::Bypass(_) => self.inner.serve(request).await,
             // Boxed: a write costs far more than an allocation, and reads stay small.
