@@ -113,8 +113,15 @@
 //!
 //! A hit is a hash lookup and a clone of the cached value: payloads are
 //! [`Bytes`](strata_core::Bytes) shared with the cache, never copied, but the trait returns
-//! owned records, so ids and other strings of every returned node are cloned (a full-graph
-//! hit costs O(nodes)). Measured figures are in the crate docs.
+//! owned records, so the ids and other strings of every returned node are cloned: a
+//! full-graph hit costs O(nodes), about what a store that keeps the graph in memory pays to
+//! answer (the in-memory store, or the file store before its log is compacted). The cache pays
+//! off where a read costs more than that copy: graphs read from disk or over a network, and
+//! nodes and metadata of any store. A miss costs one clone more than the store read (the
+//! cache keeps its own copy); an answer heavier than the byte bound is never kept. A commit's
+//! write-through shares the unchanged nodes with the entries it replaces (appending a segment),
+//! so its cost is the commit's own size, not the graph's. Measured figures are in the
+//! [crate docs](crate#cost).
 //!
 //! # Why it implements `Serve`
 //!
