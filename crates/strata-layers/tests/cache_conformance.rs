@@ -12,8 +12,10 @@ use strata_core::{
     DurabilityTier, Identity, Layer, RuntimePersistence, SessionStoreFactory, Stack, StoreBuilder,
 };
 use strata_file::{FileStore, FileStoreFactory, FileStoreOptions};
+use strata_layers::CacheLayer;
 use strata_layers::cache::Revalidation;
-use strata_layers::{CacheLayer, MetricsLayer, TracingLayer};
+#[cfg(all(feature = "tracing", feature = "metrics"))]
+use strata_layers::{MetricsLayer, TracingLayer};
 use strata_memory::{MemoryStore, MemoryStoreFactory};
 use strata_testkit::{StoreContext, SuiteOptions, run_factory_suite, run_store_suite};
 
@@ -57,6 +59,7 @@ async fn the_cache_alone_conforms() {
     over_both_stores(alone(CacheLayer::default())).await;
 }
 
+#[cfg(all(feature = "tracing", feature = "metrics"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_in_the_recommended_stack_conforms() {
     let stack = StoreBuilder::new()
@@ -78,11 +81,15 @@ async fn negative_caching_and_revalidation_conform() {
 async fn layered_factories_conform_with_one_cache_per_session() {
     run_factory_suite(SuiteOptions::default(), |ctx| async move {
         let factory = MemoryStoreFactory::with_clock(Arc::new(ctx.clock));
+        let cache = CacheLayer::default().with_negative_caching(Duration::from_secs(1));
+        #[cfg(all(feature = "tracing", feature = "metrics"))]
         let layered = StoreBuilder::new()
             .layer(TracingLayer::default())
             .layer(MetricsLayer::default())
-            .layer(CacheLayer::default().with_negative_caching(Duration::from_secs(1)))
+            .layer(cache)
             .build_factory(factory);
+        #[cfg(not(all(feature = "tracing", feature = "metrics")))]
+        let layered = StoreBuilder::new().layer(cache).build_factory(factory);
         Arc::new(layered) as Arc<dyn SessionStoreFactory>
     })
     .await

@@ -6,13 +6,12 @@
 //! ```
 //! use std::time::Duration;
 //! use strata_core::StoreBuilder;
-//! use strata_layers::{CacheLayer, MetricsLayer, TracingLayer};
+//! use strata_layers::CacheLayer;
 //!
+//! // In a full stack, add tracing and metrics first: they then sit outside the cache.
 //! let stack = StoreBuilder::new()
-//!     .layer(TracingLayer::default())
-//!     .layer(MetricsLayer::default())
 //!     .layer(CacheLayer::default().with_negative_caching(Duration::from_millis(500)));
-//! assert_eq!(format!("{stack:?}"), "StoreBuilder[tracing → metrics → cache]");
+//! assert_eq!(format!("{stack:?}"), "StoreBuilder[cache]");
 //! ```
 //!
 //! # Defaults
