@@ -55,8 +55,9 @@
 //! | queued work (8 operations), attachment manifest (4) | reach the store; never cached |
 //!
 //! A write that fails with an error proving nothing was applied (`NotApplied`, `Overloaded`,
-//! `CircuitOpen`, invalid input, a semantic outcome) leaves the cache as it is; any other
-//! failure may have applied, and invalidates as success would (without updating).
+//! `CircuitOpen`, invalid input, a binding mismatch or an expired claim) leaves the cache as
+//! it is; the two conflicts invalidate as said above; any other failure may have applied, and
+//! invalidates as success would (without updating).
 //!
 //! # Freshness within a process: never stale
 //!
