@@ -83,7 +83,10 @@
 //! with one session id. A store wrapped with plain [`Layer::layer`] has a scope of its own:
 //! wrap two handles of one store that way and each caches only its own writes. When a
 //! layered factory deletes a session, its scope is retired: handles still open serve nothing
-//! from the cache, handles opened later start afresh.
+//! from the cache, handles opened later start afresh. The session id is the sharing key:
+//! give each factory (each namespace of session ids) a `CacheLayer` of its own, since clones
+//! of one layer over two factories whose session ids overlap would share one scope between
+//! unrelated sessions.
 //!
 //! # Several processes: bounded staleness, or revalidation
 //!
