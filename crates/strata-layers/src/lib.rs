@@ -105,28 +105,31 @@
 //!
 //! Measured with `cargo bench --bench cache` (criterion, one run; the bench's docs describe
 //! the session shape: stamped two-node turns, ~740-byte JSON payloads) on the 2-core
-//! development VM, **under load** (load average 9–10 from other builds: single figures move by
-//! ±30 %, and the commits' fdatasync by far more).
+//! development VM, **under load** (load average ~7 from other builds: single figures move by
+//! ±30 % between runs, fdatasync latencies by far more).
 //!
 //! | measurement | result | goal |
 //! |---|---|---|
-//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (graph in its in-memory log image) | 264 µs vs 370 µs: 1.4× faster | ≥ 20× |
-//! | … vs the same session compacted (graph read from the snapshot's section) | 264 µs vs 467 µs: 1.8× faster | |
-//! | `load_node`: hit vs the bare in-memory store | 731 ns vs 445 ns: 1.64×; back to back within each sample +214 ns: 1.48× | ≤ 1.5× |
-//! | a turn (stamped commit + reload of the ~1k-node head path), file store as committed | 4.35 ms vs 5.19 ms | (reported) |
-//! | … compacted session | 2.10 ms vs 3.01 ms | (reported) |
+//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (graph in its in-memory log image) | 236 µs vs 298 µs: 1.26× faster | ≥ 20× |
+//! | … vs the same session compacted (graph read from the snapshot's section) | 236 µs vs 610 µs: 2.6× faster | |
+//! | `load_node`: hit vs the bare in-memory store | 386 ns vs 388 ns; back to back within each sample +134 ns: 1.35× | ≤ 1.5× |
+//! | a turn (stamped commit + reload of the ~1k-node head path), fdatasync per commit | 3.88 ms vs 3.89 ms | (reported) |
+//! | … without fdatasync (`SyncPolicy::OsBuffered`) | 571 µs vs 966 µs: 1 750 vs 1 035 turns/s, 1.69× | (reported) |
+//! | … without fdatasync, on a compacted session | 502 µs vs 661 µs: 1.32× | (reported) |
 //! | hit rate of those reloads | 99.7 % (one miss in 300 turns: the first) | |
 //!
 //! The 20× goal for full-graph hits is out of reach with the trait's owned return types: a
 //! hit must clone every record it returns (four strings per node here, payloads shared), and
-//! that clone is also what the file store does when it answers from memory. A core change
-//! making graphs cheap to share (`SessionGraph::nodes` as `Arc<[SessionNodeRecord]>`, or ids
-//! as `Arc<str>`) would make a hit O(1). `load_node` hits cost moka's lookup (a clock read and
-//! the read recorded for its eviction policy) on top of the record's clone; the layer's own
-//! part is a generation check and no allocation. The turn figures are dominated by the
-//! commit's fdatasync, which this busy VM stretched from ~0.15 ms to several; the cache takes
-//! the reload out of each turn (1 miss in 300) and its write-through shares the path's
-//! unchanged nodes instead of copying them.
+//! that clone is most of what the file store does when it answers from memory (an earlier run
+//! of the same bench, under heavier load, measured 264 vs 370 µs; another, with the hit after
+//! the compacted reads, 242 vs 159 µs). A core change making graphs cheap to share
+//! (`SessionGraph::nodes` as `Arc<[SessionNodeRecord]>`, or ids as `Arc<str>`) would make a
+//! hit O(1). A `load_node` hit costs moka's lookup (a clock read and the read recorded for its
+//! eviction policy) on top of the record's clone; the layer's own part is a generation check
+//! and no allocation. With fdatasync on, a turn is the commit's sync, which this busy VM
+//! stretched from ~0.15 ms to ~3.5 ms; without it, the cache takes the reload out of the turn
+//! (one miss in 300) and its write-through shares the path's unchanged nodes instead of
+//! copying them.
 //!
 //! # Features and dependencies
 //!
