@@ -72,6 +72,13 @@ pub trait Layer<S> {
         let _ = session_id;
         self.layer(inner)
     }
+    /// Told that `session_id`'s durable state was deleted, so that per-session state kept
+    /// for [`layer_session`](Self::layer_session) (a cache shared by the session's handles)
+    /// is dropped and handles opened afterwards start afresh. [`LayeredFactory`] calls it
+    /// after the inner factory's `delete_session`, whatever that returned. Default: nothing.
+    fn forget_session(&self, session_id: &str) {
+        let _ = session_id;
+    }
 }
 
 /// Behaviour around every async trait call of the store it wraps.
@@ -207,6 +214,10 @@ impl<S, Inner: Layer<S>, Outer: Layer<Inner::Store>> Layer<S> for Stack<Inner, O
     fn layer_session(&self, session_id: &str, store: S) -> Self::Store {
         self.outer.layer_session(session_id, self.inner.layer_session(session_id, store))
     }
+    fn forget_session(&self, session_id: &str) {
+        <Inner as Layer<S>>::forget_session(&self.inner, session_id);
+        <Outer as Layer<Inner::Store>>::forget_session(&self.outer, session_id);
+    }
 }
 
 impl<Inner: fmt::Debug, Outer: fmt::Debug> fmt::Debug for Stack<Inner, Outer> {
@@ -325,7 +336,10 @@ where
     }
 
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
-        self.factory.delete_session(session_id).await
+        let deleted = self.factory.delete_session(session_id).await;
+        // Even a failed delete may have removed part of the state: forget it either way.
+        Layer::<Arc<dyn RuntimePersistence>>::forget_session(&self.layers, session_id);
+        deleted
     }
 
     async fn list_sessions(&self) -> Result<Vec<String>, StoreError> {

@@ -88,6 +88,9 @@
 //! assert!(matches!(error, StoreError::Timeout { .. }));
 //! # }
 //! ```
+//! [`CacheLayer`] (feature `cache`) is a read-through cache of session, node and metadata
+//! reads on `moka`, shared by every handle of a session, with one rule per operation for what
+//! a write updates or invalidates; it goes right inside metrics. See the [`cache`] module.
 //!
 //! # Metrics
 //!
@@ -128,6 +131,16 @@
 //! | `strata_store_circuit_state` | gauge | state | — | the circuit breaker's state: 0 closed, 1 open, 2 half-open |
 //! | `strata_store_circuit_transitions_total` | counter | transitions | state | breaker transitions, by the state entered (`closed`, `open`, `half_open`) |
 //! | `strata_store_circuit_rejections_total` | counter | calls | operation | calls the open breaker turned away (`CircuitOpen`) |
+//! | `strata_store_cache_hits_total` | counter | reads | operation | cacheable reads (`load_session`, `load_node`, `load_session_meta`) the cache layer answered |
+//! | `strata_store_cache_misses_total` | counter | reads | operation | cacheable reads it did not answer (absent, stale or expired entry, or a write of the session in flight) |
+//! | `strata_store_cache_loads_total` | counter | reads | operation | store reads it made to answer misses (one per single-flight group, plus re-reads) |
+//! | `strata_store_cache_invalidations_total` | counter | writes | operation | writes (successful, ambiguous or dropped) that invalidated cached entries |
+//! | `strata_store_cache_updates_total` | counter | entries | operation | entries replaced by the state a successful write produced |
+//! | `strata_store_cache_evictions_total` | counter | entries | cause | entries evicted by the bounds: `cause` is `size` or `expired` |
+//! | `strata_store_cache_revalidations_total` | counter | probes | outcome | head-revision probes of revalidated session hits: `outcome` is `fresh` or `stale` |
+//!
+//! The cache layer's counters (the last seven rows) follow the same scheme, with the store
+//! label of `CacheLayer::with_store_name`; their names are constants in [`cache::names`].
 //!
 //! The names are also constants in [`metrics::names`]; [`metrics::DURATION_BUCKETS`] holds the
 //! duration buckets for recorders that take explicit buckets (e.g. Prometheus'
@@ -204,6 +217,36 @@
 //! an idle fault layer counts the call and reads one flag; timers (tokio's are large and
 //! cache-line aligned) are boxed on the slow paths so that the call futures stay small.
 //!
+//! ## The cache layer
+//!
+//! Measured with `cargo bench --bench cache` (criterion, one run; the bench's docs describe
+//! the session shape: stamped two-node turns, ~740-byte JSON payloads) on the 2-core
+//! development VM, **under load** (load average ~7 from other builds: single figures move by
+//! ±30 % between runs, fdatasync latencies by far more).
+//!
+//! | measurement | result | goal |
+//! |---|---|---|
+//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (graph in its in-memory log image) | 236 µs vs 298 µs: 1.26× faster | ≥ 20× |
+//! | … vs the same session compacted (graph read from the snapshot's section) | 236 µs vs 610 µs: 2.6× faster | |
+//! | `load_node`: hit vs the bare in-memory store | 386 ns vs 388 ns; back to back within each sample +134 ns: 1.35× | ≤ 1.5× |
+//! | a turn (stamped commit + reload of the ~1k-node head path), fdatasync per commit | 3.88 ms vs 3.89 ms | (reported) |
+//! | … without fdatasync (`SyncPolicy::OsBuffered`) | 571 µs vs 966 µs: 1 750 vs 1 035 turns/s, 1.69× | (reported) |
+//! | … without fdatasync, on a compacted session | 502 µs vs 661 µs: 1.32× | (reported) |
+//! | hit rate of those reloads | 99.7 % (one miss in 300 turns: the first) | |
+//!
+//! The 20× goal for full-graph hits is out of reach with the trait's owned return types: a
+//! hit must clone every record it returns (four strings per node here, payloads shared), and
+//! that clone is most of what the file store does when it answers from memory (an earlier run
+//! of the same bench, under heavier load, measured 264 vs 370 µs; another, with the hit after
+//! the compacted reads, 242 vs 159 µs). A core change making graphs cheap to share
+//! (`SessionGraph::nodes` as `Arc<[SessionNodeRecord]>`, or ids as `Arc<str>`) would make a
+//! hit O(1). A `load_node` hit costs moka's lookup (a clock read and the read recorded for its
+//! eviction policy) on top of the record's clone; the layer's own part is a generation check
+//! and no allocation. With fdatasync on, a turn is the commit's sync, which this busy VM
+//! stretched from ~0.15 ms to ~3.5 ms; without it, the cache takes the reload out of the turn
+//! (one miss in 300) and its write-through shares the path's unchanged nodes instead of
+//! copying them.
+//!
 //! # Features and dependencies
 //!
 //! - `tracing` (default): the [`tracing`](mod@tracing) module, on the `tracing` crate (the
@@ -213,6 +256,10 @@
 //! - `retry`, `timeout`, `limit`, `breaker` (default): the policy modules; with `metrics`
 //!   on, they record their own metrics (the table above).
 //! - `faults` (off by default): the `faults` module, `FaultInjection`, the drill layer.
+//! - `cache` (not default): the [`cache`] module, on `moka` (a concurrent cache with size
+//!   bounds by weight, time to live and idle, per-entry expiry and single-flight loading,
+//!   the field's standard; its `future` API never blocks an executor thread) and the
+//!   `metrics` facade.
 //! - `strata-core`: the contract and the [`Around`](strata_core::Around) machinery.
 //! - `pin-project-lite`: safe pin projection for the shared call future and the policy
 //!   layers' call futures (no `unsafe`, no proc-macro; the crate tokio itself uses).
@@ -227,10 +274,14 @@
 //! recorder), `metrics-exporter-prometheus` (rendering check of the documented names),
 //! `tokio` (async tests, the paused clock), `strata-testkit` (conformance suite, fault
 //! injection), `strata-memory` and `strata-file` (the backends the suite runs the layers
-//! over), `proptest` (random fault schedules and operation sequences), `tempfile`.
+//! over), `proptest` (random fault schedules and operation sequences, the cache's randomized
+//! comparison with an uncached twin), `tempfile`, `futures`.
 
 #[cfg(feature = "breaker")]
 pub mod breaker;
+
+#[cfg(feature = "cache")]
+pub mod cache;
 #[cfg(any(feature = "tracing", feature = "metrics"))]
 mod call_info;
 #[cfg(feature = "faults")]
@@ -256,6 +307,8 @@ pub use self::breaker::{CircuitBreakerLayer, CircuitState};
 pub use self::faults::{Fault, FaultInjection};
 #[cfg(feature = "limit")]
 pub use self::limit::ConcurrencyLimitLayer;
+#[cfg(feature = "cache")]
+pub use self::cache::CacheLayer;
 #[cfg(feature = "metrics")]
 pub use self::metrics::MetricsLayer;
 #[cfg(feature = "retry")]

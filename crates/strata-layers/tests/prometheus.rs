@@ -25,8 +25,8 @@ use strata_memory::MemoryStore;
 use strata_testkit::faults::FaultInjection;
 use strata_testkit::fixtures;
 
-/// `(name, type)` of every row of the metric table in the crate docs (the rows naming a
-/// `strata_` metric).
+/// `(name, type)` of every row of the metric table in the crate docs naming a metric of the
+/// metrics layer (the cache layer's `strata_store_cache_` rows are checked with that layer).
 fn documented_metrics() -> Vec<(&'static str, &'static str)> {
     include_str!("../src/lib.rs")
         .lines()
@@ -36,7 +36,7 @@ fn documented_metrics() -> Vec<(&'static str, &'static str)> {
             let name = cells.next().unwrap().trim_end_matches('`');
             (name, cells.next().unwrap())
         })
-        .filter(|(name, _)| name.starts_with("strata_"))
+        .filter(|(name, _)| name.starts_with("strata_") && !name.starts_with("strata_store_cache_"))
         .collect()
 }
 
