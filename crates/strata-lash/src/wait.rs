@@ -2,7 +2,7 @@
 //!
 //! **Strata store under lash** ([`ForLash`](crate::ForLash)): lash calls `record_intent` and
 //! friends as plain functions, often from inside a task of the runtime; the Strata call is a
-//! future. [`wait_for`] runs it to completion without deadlock on every kind of runtime:
+//! future. The bridge runs it to completion without deadlock on every kind of runtime:
 //!
 //! - on a **multi-thread** tokio runtime: `block_in_place` hands this worker's other tasks to
 //!   the other workers for the duration, and `Handle::block_on` drives the future here with

@@ -7,6 +7,8 @@ pub use strata_core::*;
 
 #[cfg(feature = "file")]
 pub use strata_file as file;
+#[cfg(feature = "lash")]
+pub use strata_lash as lash;
 #[cfg(feature = "layers")]
 pub use strata_layers as layers;
 #[cfg(feature = "memory")]
