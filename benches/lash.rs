@@ -22,8 +22,8 @@
 //! per store are printed as `latency …` lines (p50, p99, max).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -44,11 +44,11 @@ fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-/// Node `i`: an assistant message of ~560 characters (~740 bytes as lash JSON); every
+/// Node `i`: an assistant message of 420 characters (~740 bytes as lash JSON); every
 /// `CHAIN`-th node starts a new chain.
 fn lash_node(i: usize) -> lash_core::SessionNodeRecord {
     let parent = (!i.is_multiple_of(CHAIN)).then(|| format!("node-{:06}", i - 1));
-    let text = format!("{i:06} ").repeat(80);
+    let text = format!("{i:06} ").repeat(60);
     serde_json::from_value(serde_json::json!({
         "node_id": format!("node-{i:06}"),
         "parent_node_id": parent,
@@ -78,7 +78,11 @@ fn final_commit(turn: usize, expected: Option<u64>) -> RuntimeCommit {
     let usage = lash_core::TokenLedgerEntry {
         source: "turn".into(),
         model: "bench-model".into(),
-        usage: lash_core::TokenUsage { input_tokens: 900, output_tokens: 120, ..Default::default() },
+        usage: lash_core::TokenUsage {
+            input_tokens: 900,
+            output_tokens: 120,
+            ..Default::default()
+        },
     };
     let mut commit = RuntimeCommit::persisted_state(&state, &[usage]);
     commit.graph = GraphCommitDelta::Append { nodes, leaf_node_id: leaf };
@@ -112,7 +116,8 @@ fn open_sqlite(path: &Path) -> Arc<dyn LashPersistence> {
 async fn seed(store: &dyn LashPersistence) -> u64 {
     let mut head = None;
     for turn in 0..NODES / PER_COMMIT {
-        head = Some(store.commit_runtime_state(final_commit(turn, head)).await.unwrap().head_revision);
+        head =
+            Some(store.commit_runtime_state(final_commit(turn, head)).await.unwrap().head_revision);
     }
     head.unwrap()
 }
@@ -167,17 +172,19 @@ fn bench_lash(c: &mut Criterion) {
         percentiles(subject.name, "reopen+active_path", samples.into_inner().unwrap());
     }
 
-    let stores: Vec<_> = runtime.block_on(async {
-        subjects.iter().map(|subject| (subject.open)(&subject.path)).collect()
-    });
+    let stores: Vec<_> = runtime
+        .block_on(async { subjects.iter().map(|subject| (subject.open)(&subject.path)).collect() });
     for (subject, store) in subjects.iter().zip(&stores) {
         let mut samples = Vec::new();
         for _ in 0..200 {
             let started = Instant::now();
-            runtime.block_on(store.load_session(lash_core::SessionReadScope::ActivePath {
-                leaf_node_id: None,
-            }))
-            .unwrap();
+            runtime
+                .block_on(
+                    store.load_session(lash_core::SessionReadScope::ActivePath {
+                        leaf_node_id: None,
+                    }),
+                )
+                .unwrap();
             samples.push(started.elapsed());
         }
         percentiles(subject.name, "active_path_20k", samples);
@@ -199,7 +206,8 @@ fn bench_lash(c: &mut Criterion) {
         let next = AtomicU64::new(0);
         group.bench_function(BenchmarkId::new("load_node", subject.name), |b| {
             b.to_async(&runtime).iter(|| {
-                let id = format!("node-{:06}", next.fetch_add(7919, Ordering::Relaxed) % NODES as u64);
+                let id =
+                    format!("node-{:06}", next.fetch_add(7919, Ordering::Relaxed) % NODES as u64);
                 async move { assert!(store.load_node(&id).await.unwrap().is_some()) }
             })
         });
@@ -365,7 +373,9 @@ fn bench_encoding(c: &mut Criterion) {
     group.bench_function("decode_20k/bridge", |b| {
         b.iter_batched(
             || bridge.clone(),
-            |nodes| nodes.into_iter().map(|node| mapping::node_to_lash(node, Decode::Lenient)).count(),
+            |nodes| {
+                nodes.into_iter().map(|node| mapping::node_to_lash(node, Decode::Lenient)).count()
+            },
             criterion::BatchSize::LargeInput,
         )
     });
@@ -376,7 +386,10 @@ fn bench_encoding(c: &mut Criterion) {
         b.iter_batched(
             || nodes.clone(),
             |nodes| {
-                nodes.into_iter().map(|node| mapping::node_to_strata(node).unwrap().payload.len()).sum::<usize>()
+                nodes
+                    .into_iter()
+                    .map(|node| mapping::node_to_strata(node).unwrap().payload.len())
+                    .sum::<usize>()
             },
             criterion::BatchSize::LargeInput,
         )
