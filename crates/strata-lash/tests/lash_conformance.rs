@@ -58,8 +58,8 @@ async fn memory_store_passes_lash_suite() {
     runtime_persistence(|| Arc::new(ForLash::new(MemoryStore::new()))).await;
 }
 
-#[tokio::test]
-async fn file_store_passes_lash_reopenable_suite() {
+/// lash's reopenable suite over bare file stores through [`ForLash`].
+async fn file_store_reopenable_suite() {
     let dirs = Dirs::new();
     runtime_persistence_reopenable(|| {
         let dir = dirs.fresh();
@@ -71,17 +71,14 @@ async fn file_store_passes_lash_reopenable_suite() {
     .await;
 }
 
+#[tokio::test]
+async fn file_store_passes_lash_reopenable_suite() {
+    file_store_reopenable_suite().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_store_passes_lash_reopenable_suite_on_a_multi_thread_runtime() {
-    let dirs = Dirs::new();
-    runtime_persistence_reopenable(|| {
-        let dir = dirs.fresh();
-        ReopenableRuntimePersistence {
-            open: Arc::new(ForLash::new(file_store(&dir))),
-            reopen: Arc::new(ForLash::new(file_store(&dir))),
-        }
-    })
-    .await;
+    file_store_reopenable_suite().await;
 }
 
 #[tokio::test]
