@@ -21,6 +21,7 @@
 //! Before the criterion groups, per-call latencies of 1,000 commits and 200 active-path loads
 //! per store are printed as `latency …` lines (p50, p99, max).
 
+use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -357,24 +358,25 @@ fn bench_encoding(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("decode_20k/lash_json", |b| {
         b.iter(|| {
-            json.iter()
-                .map(|bytes| serde_json::from_slice::<lash_core::SessionNodeRecord>(bytes).unwrap())
-                .count()
+            for bytes in &json {
+                black_box(serde_json::from_slice::<lash_core::SessionNodeRecord>(bytes).unwrap());
+            }
         })
     });
     group.bench_function("decode_20k/msgpack_lash_type", |b| {
         b.iter(|| {
-            msgpack
-                .iter()
-                .map(|bytes| rmp_serde::from_slice::<lash_core::SessionNodeRecord>(bytes).unwrap())
-                .count()
+            for bytes in &msgpack {
+                black_box(rmp_serde::from_slice::<lash_core::SessionNodeRecord>(bytes).unwrap());
+            }
         })
     });
     group.bench_function("decode_20k/bridge", |b| {
         b.iter_batched(
             || bridge.clone(),
             |nodes| {
-                nodes.into_iter().map(|node| mapping::node_to_lash(node, Decode::Lenient)).count()
+                for node in nodes {
+                    black_box(mapping::node_to_lash(node, Decode::Lenient));
+                }
             },
             criterion::BatchSize::LargeInput,
         )

@@ -12,7 +12,7 @@ use lash_core::store::{PersistedSessionRead, RuntimeCommit, RuntimeCommitResult}
 use strata_core::{RuntimePersistence, StoreError};
 
 use crate::mapping::{self as map, Decode};
-use crate::wait::wait_for;
+use crate::wait::{off_executor, wait_for};
 
 /// A Strata store seen through lash's trait: `Arc::new(ForLash::new(store))` is an
 /// `Arc<dyn lash_core::RuntimePersistence>`.
@@ -105,9 +105,13 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
     ) -> Result<Option<PersistedSessionRead>, lash::StoreError> {
         let read =
             self.store.load_session(map::scope_to_strata(scope)).await.map_err(lash_error)?;
-        read.map(|read| map::session_read_to_lash(read, Decode::Lenient))
-            .transpose()
-            .map_err(lash_error)
+        let Some(read) = read else { return Ok(None) };
+        let large = read.graph.nodes.len() >= map::LARGE_READ_NODES;
+        let decode = move || map::session_read_to_lash(read, Decode::Lenient);
+        // Decoding a large graph takes milliseconds: on the blocking pool, not on an executor
+        // thread (lash-sqlite-store decodes on its connection thread for the same reason).
+        let read = if large { off_executor(decode).await } else { decode() };
+        read.map(Some).map_err(lash_error)
     }
 
     async fn load_node(

@@ -535,6 +535,10 @@ pub fn graph_to_strata(graph: &lash::SessionGraph) -> Result<strata::SessionGrap
     })
 }
 
+/// Reads of at least this many nodes are decoded off the executor (see
+/// [`wait`](crate::wait)): above it, decoding takes a millisecond or more.
+pub const LARGE_READ_NODES: usize = 1024;
+
 /// A Strata graph as lash's.
 pub fn graph_to_lash(graph: strata::SessionGraph, mode: Decode) -> lash::SessionGraph {
     let nodes = graph.nodes.into_iter().map(|node| node_to_lash(node, mode)).collect();

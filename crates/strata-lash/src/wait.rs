@@ -24,6 +24,10 @@
 //! inline. `lash-sqlite-store`'s manifest itself blocks the calling thread on its connection
 //! thread (`futures_executor::block_on`), which is exactly why it must not run on an
 //! executor thread.
+//!
+//! The same blocking-pool path decodes large reads for [`ForLash`](crate::ForLash): turning a
+//! graph of [`LARGE_READ_NODES`](crate::mapping::LARGE_READ_NODES) or more nodes back
+//! into lash nodes takes milliseconds, which must not stall an executor thread.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,7 +51,7 @@ where
     }
 }
 
-/// Runs the synchronous `call` off the executor (see the module docs).
+/// Runs the synchronous `call` on the blocking pool and awaits it (inline without a runtime).
 pub(crate) async fn off_executor<T, F>(call: F) -> Result<T, StoreError>
 where
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -57,7 +61,7 @@ where
         return call();
     }
     tokio::task::spawn_blocking(call).await.map_err(|error| {
-        StoreError::Backend(format!("lash attachment-manifest call failed: {error}"))
+        StoreError::Backend(format!("a call on the blocking pool failed: {error}"))
     })?
 }
 

@@ -60,3 +60,31 @@ async fn strata_file_factory_for_lash() {
     let bad = lash_core::SessionStoreCreateRequest { session_id: "../escape".into(), ..request };
     assert!(factory.create_store(&bad).await.is_err(), "an id escaping the root is refused");
 }
+
+/// A read of `LARGE_READ_NODES` or more is decoded on the blocking pool: same answer, on a
+/// current-thread runtime too.
+#[tokio::test]
+async fn large_reads_decode_off_the_executor_with_the_same_answer() {
+    use lash_core::RuntimePersistence as _;
+    let count = strata_lash::mapping::LARGE_READ_NODES + 1;
+    let store = strata_lash::ForLash::new(strata_memory::MemoryStore::new());
+    let nodes: Vec<lash_core::SessionNodeRecord> = (0..count)
+        .map(|i| {
+            serde_json::from_value(serde_json::json!({
+                "node_id": format!("n{i}"), "timestamp": "", "kind": "plugin",
+                "plugin_type": "p", "body": {"i": i},
+            }))
+            .unwrap()
+        })
+        .collect();
+    let state = lash_core::RuntimeSessionState { session_id: "s".into(), ..Default::default() };
+    let mut first = lash_core::RuntimeCommit::persisted_state(&state, &[]);
+    first.graph = lash_core::store::GraphCommitDelta::Append { nodes, leaf_node_id: None };
+    store.commit_runtime_state(first).await.unwrap();
+    let read = store.load_session(lash_core::SessionReadScope::FullGraph).await.unwrap().unwrap();
+    assert_eq!(read.graph.nodes.len(), count);
+    assert_eq!(
+        read.graph.nodes[count - 1].plugin().map(|(_, body)| body.clone()),
+        Some(serde_json::json!({"i": count - 1}))
+    );
+}
