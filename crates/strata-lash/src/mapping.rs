@@ -759,16 +759,21 @@ pub fn tool_state_to_strata(tool_state: &lash::ToolState) -> Result<Bytes, Store
 }
 
 /// Strata's tool-state bytes as lash's tool state (an envelope: one tool named
-/// `strata.bytes` whose description holds the bytes, base64).
-pub fn tool_state_to_lash(tool_state: &Bytes, mode: Decode) -> lash::ToolState {
-    decode_as(tool_state, mode).unwrap_or_else(|| {
-        let envelope = serde_json::json!({
-            "generation": 0,
-            "tools": { ENVELOPE: { "manifest": {
-                "id": ENVELOPE, "name": ENVELOPE, "description": base64(tool_state),
-            } } },
-        });
-        lash::ToolState::deserialize(envelope).unwrap_or_default()
+/// `strata.bytes` whose description holds the bytes, base64). lash's `ToolState` can only be
+/// built through its serde form; should that ever refuse the envelope (a lash release that
+/// changed the form), the bytes are refused rather than lost.
+pub fn tool_state_to_lash(tool_state: &Bytes, mode: Decode) -> Result<lash::ToolState, StoreError> {
+    if let Some(native) = decode_as(tool_state, mode) {
+        return Ok(native);
+    }
+    let envelope = serde_json::json!({
+        "generation": 0,
+        "tools": { ENVELOPE: { "manifest": {
+            "id": ENVELOPE, "name": ENVELOPE, "description": base64(tool_state),
+        } } },
+    });
+    lash::ToolState::deserialize(envelope).map_err(|error| {
+        StoreError::InvalidInput(format!("tool-state bytes have no lash form: {error}"))
     })
 }
 
@@ -847,13 +852,17 @@ pub fn checkpoint_to_strata(
 pub fn checkpoint_to_lash(
     checkpoint: strata::RuntimeCheckpoint,
     mode: Decode,
-) -> lash::HydratedSessionCheckpoint {
+) -> Result<lash::HydratedSessionCheckpoint, StoreError> {
     let (turn_state, plugin_snapshot_revision) =
         turn_state_to_lash(&checkpoint.turn_state, checkpoint.plugin_snapshot_revision, mode);
-    lash::HydratedSessionCheckpoint {
+    Ok(lash::HydratedSessionCheckpoint {
         turn_state,
         tool_state_ref: blob_ref_to_lash(checkpoint.tool_state.blob_ref),
-        tool_state: checkpoint.tool_state.payload.map(|bytes| tool_state_to_lash(&bytes, mode)),
+        tool_state: checkpoint
+            .tool_state
+            .payload
+            .map(|bytes| tool_state_to_lash(&bytes, mode))
+            .transpose()?,
         plugin_snapshot_ref: blob_ref_to_lash(checkpoint.plugin_snapshot.blob_ref),
         plugin_snapshot: checkpoint
             .plugin_snapshot
@@ -862,7 +871,7 @@ pub fn checkpoint_to_lash(
         plugin_snapshot_revision,
         execution_state_ref: blob_ref_to_lash(checkpoint.execution_state.blob_ref),
         execution_state: checkpoint.execution_state.payload.map(|bytes| bytes.to_vec()),
-    }
+    })
 }
 
 /// lash's stored checkpoint manifest (refs only) as Strata's.
@@ -942,6 +951,7 @@ pub fn commit_to_lash(
         checkpoint: commit
             .checkpoint
             .map(|checkpoint| checkpoint_to_lash(checkpoint, mode))
+            .transpose()?
             .unwrap_or_default(),
         usage_deltas: ledger_to_lash(commit.usage_deltas)?,
         turn_commit: commit.turn_commit.map(stamp_to_lash),
@@ -994,7 +1004,10 @@ pub fn session_read_to_lash(
         current_agent_frame_id: read.current_frame_id.unwrap_or_default(),
         graph: graph_to_lash(read.graph, mode),
         checkpoint_ref: blob_ref_to_lash(read.checkpoint_ref),
-        checkpoint: read.checkpoint.map(|checkpoint| checkpoint_to_lash(checkpoint, mode)),
+        checkpoint: read
+            .checkpoint
+            .map(|checkpoint| checkpoint_to_lash(checkpoint, mode))
+            .transpose()?,
         token_ledger: ledger_to_lash(read.token_ledger)?,
         session_id: read.session_id,
         head_revision: read.head_revision,

@@ -272,7 +272,7 @@ proptest! {
 
     #[test]
     fn strata_checkpoints_survive_a_lash_store(checkpoint in strata_checkpoint()) {
-        let lash = map::checkpoint_to_lash(checkpoint.clone(), Decode::Exact);
+        let lash = map::checkpoint_to_lash(checkpoint.clone(), Decode::Exact).unwrap();
         prop_assert_eq!(map::checkpoint_to_strata(lash).unwrap(), checkpoint);
     }
 
@@ -292,7 +292,7 @@ proptest! {
             execution_state: execution,
             ..Default::default()
         };
-        let back = map::checkpoint_to_lash(map::checkpoint_to_strata(checkpoint.clone()).unwrap(), Decode::Exact);
+        let back = map::checkpoint_to_lash(map::checkpoint_to_strata(checkpoint.clone()).unwrap(), Decode::Exact).unwrap();
         prop_assert!(same(&back, &checkpoint));
     }
 
