@@ -3,10 +3,12 @@
 //! factory, the injectable clock, content addressing, and the composition machinery
 //! ([`Layer`], [`StoreBuilder`], [`Around`]).
 //!
-//! The normative text is `CONTRACT.md`; every backend implements it and every decorator
-//! preserves it. Dependencies: `async-trait` (object-safe async methods), `thiserror` (the
-//! error enum), `serde` (every data type serializes, so backends and tools share one encoding),
-//! `bytes` (cheaply clonable opaque payloads), `blake3` (content-addressed refs).
+//! The normative text is the contract, `docs/contract.md` at the repository's root (§1–§9 the
+//! rules, §10 the deliberate divergences from the original trait, `lash_core`'s
+//! `RuntimePersistence`); every backend implements it and every decorator preserves it.
+//! Dependencies: `async-trait` (object-safe async methods), `thiserror` (the error enum),
+//! `serde` (every data type serializes, so backends and tools share one encoding), `bytes`
+//! (cheaply clonable opaque payloads), `blake3` (content-addressed refs).
 
 pub mod call;
 pub mod clock;

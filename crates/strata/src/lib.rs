@@ -9,6 +9,8 @@ pub use strata_core::*;
 pub use strata_attachments as attachments;
 #[cfg(feature = "file")]
 pub use strata_file as file;
+#[cfg(feature = "lash")]
+pub use strata_lash as lash;
 #[cfg(feature = "layers")]
 pub use strata_layers as layers;
 #[cfg(feature = "memory")]
