@@ -1,5 +1,5 @@
 //! The one typed error every store and decorator returns, and its classification
-//! (CONTRACT.md §2).
+//! (`docs/contract.md` §2).
 //!
 //! Decorators preserve variants: a retry layer wraps the last error in
 //! [`StoreError::RetriesExhausted`] without flattening it; nothing turns a typed error into

@@ -1,4 +1,4 @@
-//! [`SessionStoreFactory`]: makes one store handle per session (CONTRACT.md §9).
+//! [`SessionStoreFactory`]: makes one store handle per session (`docs/contract.md` §9).
 
 use std::sync::Arc;
 

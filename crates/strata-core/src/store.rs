@@ -12,7 +12,7 @@ use crate::call::{Request, Response};
 use crate::error::StoreError;
 use crate::types::*;
 
-/// The attachment write-ahead manifest (CONTRACT.md §4, "Manifest").
+/// The attachment write-ahead manifest (`docs/contract.md` §4, "Manifest").
 ///
 /// Rows are keyed by (session, attachment id). Async, unlike the original trait, so that file
 /// and network backends do not block executor threads.
@@ -92,7 +92,7 @@ pub struct NoopAttachmentManifest;
 
 noop_attachment_manifest!(NoopAttachmentManifest);
 
-/// Exact settled-session persistence protocol required by the runtime (CONTRACT.md §4).
+/// Exact settled-session persistence protocol required by the runtime (`docs/contract.md` §4).
 ///
 /// One handle holds one session's durable state; the first successful commit binds it.
 /// Provided methods keep the seed's defaults; every backend of this project overrides them, and
@@ -109,7 +109,7 @@ pub trait RuntimePersistence: AttachmentManifest + Send + Sync {
     /// The live node with this id, or `None` (also when tombstoned).
     async fn load_node(&self, node_id: &str) -> Result<Option<SessionNodeRecord>, StoreError>;
 
-    /// Apply one commit atomically (CONTRACT.md §5). The only write that advances the head.
+    /// Apply one commit atomically (`docs/contract.md` §5). The only write that advances the head.
     async fn commit_runtime_state(
         &self,
         commit: RuntimeCommit,

@@ -1,5 +1,5 @@
 //! The data a store persists: session graph, head, checkpoint, usage ledger, metadata,
-//! queued work and the attachment manifest (CONTRACT.md §3).
+//! queued work and the attachment manifest (`docs/contract.md` §3).
 //!
 //! Opaque runtime payloads are [`Bytes`]: the store keeps them byte-for-byte and never
 //! interprets them, and cloning one is a reference-count bump, so a cache hit or a fan-out
@@ -242,7 +242,7 @@ pub struct RuntimeTurnCommitStamp {
     pub turn_commit_hash: String,
 }
 
-/// One atomic write of a session's settled state (CONTRACT.md §5).
+/// One atomic write of a session's settled state (`docs/contract.md` §5).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeCommit {
     /// The session this commit is for; binds the handle on first success.

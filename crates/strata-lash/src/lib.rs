@@ -67,7 +67,7 @@
 //! - `lash_conformance.rs`: lash's own suite (`lash_core::testing::conformance`, feature
 //!   `testing`): `runtime_persistence` over the memory store, `runtime_persistence_reopenable`
 //!   over the file store (current-thread and multi-thread runtimes), both under the
-//!   recommended layer stack (today tracing → metrics), and lash-sqlite-store under Strata's
+//!   recommended layer stack (tracing → metrics → cache → retry → timeout → limit → breaker), and lash-sqlite-store under Strata's
 //!   layers through both bridges. Every case passes.
 //! - `strata_conformance.rs`: Strata's suite over lash-sqlite-store and lash's in-memory store
 //!   through [`FromLash`], asserting the exact list of failing checks, each with the contract

@@ -18,16 +18,23 @@ use lash_core::testing::conformance::{
 use strata_core::{RuntimePersistence, StoreBuilder};
 use strata_file::{FileStore, FileStoreOptions};
 use strata_lash::{ForLash, FromLash};
-use strata_layers::{MetricsLayer, TracingLayer};
+use strata_layers::{
+    CacheLayer, CircuitBreakerLayer, ConcurrencyLimitLayer, MetricsLayer, RetryLayer, TimeoutLayer,
+    TracingLayer,
+};
 use strata_memory::MemoryStore;
 
-/// `store` under the recommended stack, outermost first, as far as its layers exist on this
-/// branch: tracing → metrics → [cache → retry → timeout → limit: one `.layer(…)` line each
-/// once they land] → the store; handed to lash through [`ForLash`].
+/// `store` under the recommended stack, outermost first: tracing → metrics → cache → retry →
+/// timeout → limit → breaker → the store; handed to lash through [`ForLash`].
 fn stacked(store: Arc<dyn RuntimePersistence>) -> Arc<dyn lash_core::RuntimePersistence> {
     let stack = StoreBuilder::new()
         .layer(TracingLayer::default())
         .layer(MetricsLayer::default())
+        .layer(CacheLayer::default())
+        .layer(RetryLayer::default())
+        .layer(TimeoutLayer::default())
+        .layer(ConcurrencyLimitLayer::default())
+        .layer(CircuitBreakerLayer::default())
         .build_shared(store);
     Arc::new(ForLash::from_arc(stack))
 }

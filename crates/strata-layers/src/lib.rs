@@ -303,12 +303,12 @@ pub mod tracing;
 
 #[cfg(feature = "breaker")]
 pub use self::breaker::{CircuitBreakerLayer, CircuitState};
+#[cfg(feature = "cache")]
+pub use self::cache::CacheLayer;
 #[cfg(feature = "faults")]
 pub use self::faults::{Fault, FaultInjection};
 #[cfg(feature = "limit")]
 pub use self::limit::ConcurrencyLimitLayer;
-#[cfg(feature = "cache")]
-pub use self::cache::CacheLayer;
 #[cfg(feature = "metrics")]
 pub use self::metrics::MetricsLayer;
 #[cfg(feature = "retry")]

@@ -1,11 +1,12 @@
 //! The policy layers' proof tests: retries that never apply a write twice under lost replies,
 //! the recommended order against the wrong one, breaker transitions under scripted failure
 //! runs, the limiter under 64 concurrent callers, and the conformance suite over the full
-//! recommended stack. All timing runs on tokio's paused clock unless said otherwise.
+//! recommended stack (cache included). All timing runs on tokio's paused clock unless said otherwise.
 
 #![cfg(all(
     feature = "tracing",
     feature = "metrics",
+    feature = "cache",
     feature = "retry",
     feature = "timeout",
     feature = "limit",
@@ -22,7 +23,7 @@ use strata_core::{
 };
 use strata_file::{FileStore, FileStoreFactory, FileStoreOptions};
 use strata_layers::{
-    CircuitBreakerLayer, CircuitState, ConcurrencyLimitLayer, MetricsLayer, RetryLayer,
+    CacheLayer, CircuitBreakerLayer, CircuitState, ConcurrencyLimitLayer, MetricsLayer, RetryLayer,
     TimeoutLayer, TracingLayer,
 };
 use strata_memory::{MemoryStore, MemoryStoreFactory};
@@ -308,8 +309,9 @@ async fn the_limiter_never_exceeds_its_permits_under_64_concurrent_callers() {
     assert_eq!(in_flight.now.load(Ordering::SeqCst), 0);
 }
 
-/// The recommended stack, outermost first: tracing → metrics → retry → timeout → limit →
-/// breaker.
+/// The recommended stack, outermost first: tracing → metrics → cache → retry → timeout →
+/// limit → breaker. Every store built from one call shares the layers' state; a layered
+/// factory gives each session one cache scope.
 fn recommended() -> StoreBuilder<
     impl Layer<MemoryStore, Store: RuntimePersistence + std::fmt::Debug + 'static>
     + Layer<FileStore, Store: RuntimePersistence + 'static>
@@ -322,6 +324,7 @@ fn recommended() -> StoreBuilder<
     StoreBuilder::new()
         .layer(TracingLayer::default())
         .layer(MetricsLayer::default())
+        .layer(CacheLayer::default())
         .layer(RetryLayer::default())
         .layer(TimeoutLayer::default())
         .layer(ConcurrencyLimitLayer::default())
@@ -332,7 +335,8 @@ fn recommended() -> StoreBuilder<
 async fn the_recommended_stack_prints_its_order() {
     assert_eq!(
         format!("{:?}", recommended().build(MemoryStore::new())),
-        "tracing → metrics → retry → timeout → concurrency_limit(32) → circuit_breaker → MemoryStore"
+        "tracing → metrics → cache → retry → timeout → concurrency_limit(32) → circuit_breaker → \
+         MemoryStore"
     );
 }
 

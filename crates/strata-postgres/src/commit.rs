@@ -1,4 +1,4 @@
-//! The commit algorithm (CONTRACT.md §5) as one transaction.
+//! The commit algorithm (`docs/contract.md` §5) as one transaction.
 //!
 //! 1. Lock the head row (`FOR UPDATE`: commits, tombstones, vacuums and collections of one
 //!    store queue up here, on every host) and, pipelined after it, read the turn stamp.

@@ -1,5 +1,5 @@
 //! How driver, server and pool failures become [`StoreError`] variants, so that the retry
-//! layer can tell "nothing was applied" from "maybe applied" (CONTRACT.md §2).
+//! layer can tell "nothing was applied" from "maybe applied" (`docs/contract.md` §2).
 //!
 //! | failure | variant |
 //! |---|---|

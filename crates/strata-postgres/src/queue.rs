@@ -1,4 +1,4 @@
-//! Queued work (CONTRACT.md §6) over `strata_batches`.
+//! Queued work (`docs/contract.md` §6) over `strata_batches`.
 //!
 //! - **Enqueue** increments the store's counter in `strata_stores` (its row lock orders the
 //!   enqueues of one store, so `enqueue_seq` follows commit order and a source key is checked

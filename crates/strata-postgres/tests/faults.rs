@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use strata_core::*;
+use strata_layers::RetryLayer;
 use strata_postgres::{PostgresConfig, PostgresStoreFactory};
 use strata_testkit::fixtures::{commit, draft, meta, node};
 
@@ -51,29 +52,30 @@ async fn stamped_commits_apply_exactly_once_while_backends_are_killed() {
         })
     };
     const COMMITS: u64 = 80;
-    let (mut not_applied, mut ambiguous) = (0u32, 0u32);
+    // The retry layer over the store: a stamped commit is a keyed write, so every retryable
+    // error (NotApplied and the ambiguous Unavailable alike) is retried; the stamp makes the
+    // ambiguous ones safe. The hook counts which kind each retry followed.
+    let (not_applied, ambiguous) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let retry = {
+        let (not_applied, ambiguous) = (Arc::clone(&not_applied), Arc::clone(&ambiguous));
+        RetryLayer::default()
+            .with_max_attempts(100)
+            .with_backoff(Duration::from_millis(1), Duration::from_millis(20))
+            .with_max_elapsed(Duration::from_secs(60))
+            .with_on_retry(move |event| {
+                let count =
+                    if event.error.proves_nothing_applied() { &not_applied } else { &ambiguous };
+                count.fetch_add(1, Ordering::SeqCst);
+            })
+    };
+    let store = StoreBuilder::new().layer(retry).build(store);
     for n in 1..=COMMITS {
-        // A raw retry loop standing in for the retry layer (branch `policy`). Once it lands,
-        // replace it by `RetryLayer` over `store`: a stamped commit is a keyed write, so every
-        // retryable error (NotApplied and the ambiguous Unavailable alike) may be retried.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match store.commit_runtime_state(nth(n)).await {
-                Ok(result) => {
-                    assert_eq!(
-                        result.head_revision, n,
-                        "commit {n} (after retries) reports its own revision"
-                    );
-                    break;
-                }
-                Err(error) if error.is_retryable() && attempts < 100 => {
-                    if error.proves_nothing_applied() { not_applied += 1 } else { ambiguous += 1 }
-                }
-                Err(error) => panic!("commit {n}, attempt {attempts}: {error:?}"),
-            }
-        }
+        let result = store.commit_runtime_state(nth(n)).await;
+        let result = result.unwrap_or_else(|error| panic!("commit {n}: {error:?}"));
+        assert_eq!(result.head_revision, n, "commit {n} (after retries) reports its own revision");
     }
+    let (not_applied, ambiguous) =
+        (not_applied.load(Ordering::SeqCst), ambiguous.load(Ordering::SeqCst));
     stop.store(true, Ordering::SeqCst);
     killer.await.expect("killer");
     let read = store.load_session(SessionReadScope::FullGraph).await.expect("load").expect("head");

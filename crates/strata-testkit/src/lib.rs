@@ -1,7 +1,7 @@
 //! Test support for Strata stores.
 //!
 //! - The public conformance suite: [`run_store_suite`] runs every check of the
-//!   `RuntimePersistence` contract (CONTRACT.md) against fresh stores from your constructor;
+//!   `RuntimePersistence` contract (the contract, `docs/contract.md`) against fresh stores from your constructor;
 //!   [`run_factory_suite`] runs them on handles from a `SessionStoreFactory` plus the factory
 //!   checks. Every backend and every decorator stack runs it:
 //!

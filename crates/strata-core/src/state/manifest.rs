@@ -1,4 +1,4 @@
-//! The attachment write-ahead manifest (CONTRACT.md §4, "Manifest"): rows keyed by
+//! The attachment write-ahead manifest (`docs/contract.md` §4, "Manifest"): rows keyed by
 //! (session id, attachment id), their planners and the one mutation applier.
 
 use std::collections::BTreeMap;

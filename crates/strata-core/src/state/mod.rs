@@ -1,5 +1,5 @@
 //! The pure, I/O-free model of one store's durable state: the single implementation of the
-//! contract's semantics (CONTRACT.md §4–§6), shared by every backend.
+//! contract's semantics (`docs/contract.md` §4–§6), shared by every backend.
 //!
 //! # Plan / apply
 //!
@@ -436,7 +436,7 @@ impl SessionState {
 
     // ----- writes: planners -------------------------------------------------------------
 
-    /// The commit algorithm (CONTRACT.md §5): binding, stamp, CAS, queue ownership, input
+    /// The commit algorithm (`docs/contract.md` §5): binding, stamp, CAS, queue ownership, input
     /// validation, in this order; then the effects, resolved into one mutation.
     pub fn plan_commit(
         &self,

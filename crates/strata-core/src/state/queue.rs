@@ -1,4 +1,4 @@
-//! Queued work (CONTRACT.md §6): stored batches with their fencing counters and claim holds,
+//! Queued work (`docs/contract.md` §6): stored batches with their fencing counters and claim holds,
 //! the pure claim-selection logic, and the planners and mutations of enqueue, claim, renew,
 //! abandon, cancel and completion.
 //!

@@ -1,4 +1,4 @@
-//! Turn stamps (CONTRACT.md §5, step 2): an optional immutable **base** (stamps a durable
+//! Turn stamps (`docs/contract.md` §5, step 2): an optional immutable **base** (stamps a durable
 //! backend keeps outside memory, read on demand through [`StampBase`]) under an in-memory
 //! **overlay** of the stamps recorded since.
 //!
