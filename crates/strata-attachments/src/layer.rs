@@ -192,9 +192,10 @@ impl Around for AddPendingAttachments {
             return inner.serve(Request::CommitRuntimeState { commit }).await;
         }
         let session_id = commit.session_id.clone();
+        let committed = &mut Arc::make_mut(&mut commit).committed_attachment_ids;
         for id in &ids {
-            if !commit.committed_attachment_ids.contains(id) {
-                commit.committed_attachment_ids.push(id.clone());
+            if !committed.contains(id) {
+                committed.push(id.clone());
             }
         }
         let response = inner.serve(Request::CommitRuntimeState { commit }).await?;

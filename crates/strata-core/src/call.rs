@@ -7,6 +7,8 @@
 //! single place that turns a request back into a trait call; [`Response`]'s `into_*`
 //! conversions are the single place that turns results back.
 
+use std::sync::Arc;
+
 use crate::error::StoreError;
 use crate::store::RuntimePersistence;
 use crate::types::*;
@@ -96,10 +98,12 @@ impl MethodClass {
 }
 
 /// The arguments of one trait call. Borrowed arguments stay borrowed; owned ones (commit,
-/// draft, meta, scope, intent) are owned, so a request is cloned only by a layer that really
-/// repeats the call. The large owned arguments are boxed: a request is moved through every
-/// layer of a stack, and a small one keeps each layer's future small (a commit is boxed once,
-/// not copied per layer).
+/// draft, meta, scope, intent) are owned. The large owned arguments are behind an `Arc`: a
+/// request is moved through every layer of a stack, and a small one keeps each layer's future
+/// small (a commit is allocated once, not copied per layer), and a layer that must keep the
+/// request to send it again (retry) clones a pointer, not the commit. Stores that plan from a
+/// reference (Strata's backends) never copy it; [`Request::dispatch`] hands an owned value to
+/// a [`RuntimePersistence`] implementation, copying it only while a retry still holds it.
 #[derive(Clone, Debug)]
 #[allow(missing_docs)] // fields mirror the trait methods' parameters
 pub enum Request<'a> {
@@ -110,10 +114,10 @@ pub enum Request<'a> {
         node_id: &'a str,
     },
     CommitRuntimeState {
-        commit: Box<RuntimeCommit>,
+        commit: Arc<RuntimeCommit>,
     },
     SaveSessionMeta {
-        meta: Box<SessionMeta>,
+        meta: Arc<SessionMeta>,
     },
     LoadSessionMeta,
     TombstoneNodes {
@@ -122,7 +126,7 @@ pub enum Request<'a> {
     Vacuum,
     GcUnreachable,
     EnqueueQueuedWork {
-        draft: Box<QueuedWorkBatchDraft>,
+        draft: Arc<QueuedWorkBatchDraft>,
     },
     ClaimReadyQueuedWork {
         session_id: &'a str,
@@ -269,10 +273,10 @@ impl Request<'_> {
             }
             Request::LoadNode { node_id } => Response::Node(store.load_node(node_id).await?),
             Request::CommitRuntimeState { commit } => {
-                Response::Committed(store.commit_runtime_state(*commit).await?)
+                Response::Committed(store.commit_runtime_state(Arc::unwrap_or_clone(commit)).await?)
             }
             Request::SaveSessionMeta { meta } => {
-                store.save_session_meta(*meta).await?;
+                store.save_session_meta(Arc::unwrap_or_clone(meta)).await?;
                 Response::Done
             }
             Request::LoadSessionMeta => Response::Meta(store.load_session_meta().await?),
@@ -283,7 +287,7 @@ impl Request<'_> {
             Request::Vacuum => Response::Vacuumed(store.vacuum().await?),
             Request::GcUnreachable => Response::Collected(store.gc_unreachable().await?),
             Request::EnqueueQueuedWork { draft } => {
-                Response::Enqueued(store.enqueue_queued_work(*draft).await?)
+                Response::Enqueued(store.enqueue_queued_work(Arc::unwrap_or_clone(draft)).await?)
             }
             Request::ClaimReadyQueuedWork {
                 session_id,
@@ -445,14 +449,14 @@ mod tests {
     #[test]
     fn commit_class_depends_on_the_stamp() {
         let mut commit = RuntimeCommit { session_id: "s".into(), ..Default::default() };
-        let unstamped = Request::CommitRuntimeState { commit: Box::new(commit.clone()) };
+        let unstamped = Request::CommitRuntimeState { commit: Arc::new(commit.clone()) };
         assert_eq!(unstamped.class(), MethodClass::UnkeyedWrite);
         commit.turn_commit = Some(RuntimeTurnCommitStamp {
             session_id: "s".into(),
             turn_id: "t".into(),
             turn_commit_hash: "h".into(),
         });
-        let stamped = Request::CommitRuntimeState { commit: Box::new(commit) };
+        let stamped = Request::CommitRuntimeState { commit: Arc::new(commit) };
         assert_eq!(stamped.class(), MethodClass::KeyedWrite);
         assert_eq!(stamped.session_id(), Some("s"));
     }

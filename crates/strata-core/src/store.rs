@@ -294,10 +294,10 @@ impl<T: Serve> RuntimePersistence for T {
         &self,
         commit: RuntimeCommit,
     ) -> Result<RuntimeCommitResult, StoreError> {
-        self.serve(Request::CommitRuntimeState { commit: Box::new(commit) }).await?.into_committed()
+        self.serve(Request::CommitRuntimeState { commit: Arc::new(commit) }).await?.into_committed()
     }
     async fn save_session_meta(&self, meta: SessionMeta) -> Result<(), StoreError> {
-        self.serve(Request::SaveSessionMeta { meta: Box::new(meta) }).await?.into_done()
+        self.serve(Request::SaveSessionMeta { meta: Arc::new(meta) }).await?.into_done()
     }
     async fn load_session_meta(&self) -> Result<Option<SessionMeta>, StoreError> {
         self.serve(Request::LoadSessionMeta).await?.into_meta()
@@ -318,7 +318,7 @@ impl<T: Serve> RuntimePersistence for T {
         &self,
         batch: QueuedWorkBatchDraft,
     ) -> Result<QueuedWorkBatch, StoreError> {
-        self.serve(Request::EnqueueQueuedWork { draft: Box::new(batch) }).await?.into_enqueued()
+        self.serve(Request::EnqueueQueuedWork { draft: Arc::new(batch) }).await?.into_enqueued()
     }
     async fn claim_ready_queued_work(
         &self,

@@ -83,12 +83,12 @@ impl FromLash {
                 Response::Node(node.map(map::node_to_strata).transpose()?)
             }
             Request::CommitRuntimeState { commit } => {
-                let commit = map::commit_to_lash(*commit, Decode::Exact)?;
+                let commit = map::commit_to_lash(Arc::unwrap_or_clone(commit), Decode::Exact)?;
                 let result = store.commit_runtime_state(commit).await.map_err(strata_error)?;
                 Response::Committed(map::commit_result_to_strata(result)?)
             }
             Request::SaveSessionMeta { meta } => {
-                let meta = map::meta_to_lash(*meta, Decode::Exact);
+                let meta = map::meta_to_lash(Arc::unwrap_or_clone(meta), Decode::Exact);
                 store.save_session_meta(meta).await.map_err(strata_error)?;
                 Response::Done
             }
@@ -107,7 +107,7 @@ impl FromLash {
                 store.gc_unreachable().await.map_err(strata_error)?,
             )),
             Request::EnqueueQueuedWork { draft } => {
-                let draft = map::draft_to_lash(*draft, Decode::Exact);
+                let draft = map::draft_to_lash(Arc::unwrap_or_clone(draft), Decode::Exact);
                 let batch = store.enqueue_queued_work(draft).await.map_err(strata_error)?;
                 Response::Enqueued(map::batch_to_strata(batch)?)
             }

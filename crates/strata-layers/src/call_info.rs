@@ -303,8 +303,9 @@ mod tests {
             committed_attachment_ids: vec!["x".into()],
             ..RuntimeCommit::default()
         };
-        let figures =
-            Figures::of_request(&Request::CommitRuntimeState { commit: Box::new(commit) });
+        let figures = Figures::of_request(&Request::CommitRuntimeState {
+            commit: std::sync::Arc::new(commit),
+        });
         assert_eq!(
             figures,
             Figures {

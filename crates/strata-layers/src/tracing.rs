@@ -655,17 +655,17 @@ mod tests {
             Operation::LoadSession => Request::LoadSession { scope: SessionReadScope::FullGraph },
             Operation::LoadNode => Request::LoadNode { node_id: "n" },
             Operation::CommitRuntimeState => {
-                Request::CommitRuntimeState { commit: Box::new(commit("s", None, vec![], None)) }
+                Request::CommitRuntimeState { commit: Arc::new(commit("s", None, vec![], None)) }
             }
             Operation::SaveSessionMeta => {
-                Request::SaveSessionMeta { meta: Box::new(SessionMeta::default()) }
+                Request::SaveSessionMeta { meta: Arc::new(SessionMeta::default()) }
             }
             Operation::LoadSessionMeta => Request::LoadSessionMeta,
             Operation::TombstoneNodes => Request::TombstoneNodes { ids: IDS },
             Operation::Vacuum => Request::Vacuum,
             Operation::GcUnreachable => Request::GcUnreachable,
             Operation::EnqueueQueuedWork => {
-                Request::EnqueueQueuedWork { draft: Box::new(draft("s")) }
+                Request::EnqueueQueuedWork { draft: Arc::new(draft("s")) }
             }
             Operation::ClaimReadyQueuedWork => Request::ClaimReadyQueuedWork {
                 session_id: "s",

@@ -85,7 +85,7 @@ impl Around for Broken {
                     .await
             }
             (Bug::SourceKeyIgnored, Request::EnqueueQueuedWork { mut draft }) => {
-                draft.source_key = None;
+                std::sync::Arc::make_mut(&mut draft).source_key = None;
                 inner.serve(Request::EnqueueQueuedWork { draft }).await
             }
             (Bug::ConflictFlattened, request) => {

@@ -42,7 +42,7 @@ fn commit(
     commit: RuntimeCommit,
 ) -> Result<RuntimeCommitResult, StoreError> {
     state
-        .execute(&Request::CommitRuntimeState { commit: Box::new(commit) }, 1_000)?
+        .execute(&Request::CommitRuntimeState { commit: Arc::new(commit) }, 1_000)?
         .into_committed()
 }
 
@@ -60,7 +60,7 @@ fn draft(slot: SlotPolicy, delivery: DeliveryPolicy, key: MergeKey) -> QueuedWor
 
 fn enqueue(state: &mut SessionState, draft: QueuedWorkBatchDraft) -> QueuedWorkBatch {
     state
-        .execute(&Request::EnqueueQueuedWork { draft: Box::new(draft) }, 10)
+        .execute(&Request::EnqueueQueuedWork { draft: Arc::new(draft) }, 10)
         .unwrap()
         .into_enqueued()
         .unwrap()
@@ -465,11 +465,11 @@ fn replaying_serialized_mutations_on_a_snapshot_gives_the_identical_state() {
         }),
         ..stamped(append(Some(1), vec![node("b", Some("a")), node("c", Some("b"))]), "t1")
     };
-    run(&mut live, Request::CommitRuntimeState { commit: Box::new(checkpointed) }, 100);
-    let batch = run(&mut live, Request::EnqueueQueuedWork { draft: Box::new(join("g")) }, 110)
+    run(&mut live, Request::CommitRuntimeState { commit: Arc::new(checkpointed) }, 100);
+    let batch = run(&mut live, Request::EnqueueQueuedWork { draft: Arc::new(join("g")) }, 110)
         .into_enqueued()
         .unwrap();
-    run(&mut live, Request::EnqueueQueuedWork { draft: Box::new(join("g")) }, 111);
+    run(&mut live, Request::EnqueueQueuedWork { draft: Arc::new(join("g")) }, 111);
     let claimed = run(
         &mut live,
         Request::ClaimReadyQueuedWorkByBatchIds {
@@ -486,7 +486,7 @@ fn replaying_serialized_mutations_on_a_snapshot_gives_the_identical_state() {
     .unwrap();
     run(&mut live, Request::RenewQueuedWorkClaim { claim: &claimed, lease_ttl_ms: 70 }, 130);
     let meta = SessionMeta { session_id: S.into(), model: Some("m".into()), ..Default::default() };
-    run(&mut live, Request::SaveSessionMeta { meta: Box::new(meta) }, 140);
+    run(&mut live, Request::SaveSessionMeta { meta: Arc::new(meta) }, 140);
     let intent = AttachmentIntent {
         attachment_id: "x".into(),
         session_id: S.into(),
@@ -499,7 +499,7 @@ fn replaying_serialized_mutations_on_a_snapshot_gives_the_identical_state() {
         committed_attachment_ids: vec!["x".into()],
         ..append(None, vec![node("d", Some("c"))])
     };
-    run(&mut live, Request::CommitRuntimeState { commit: Box::new(finish) }, 160);
+    run(&mut live, Request::CommitRuntimeState { commit: Arc::new(finish) }, 160);
     run(&mut live, Request::TombstoneNodes { ids: &["b".into()] }, 170);
     run(&mut live, Request::Vacuum, 180);
     run(&mut live, Request::GcUnreachable, 190);
@@ -696,7 +696,7 @@ fn stamps_on_a_base_answer_retries_and_only_retries_read_it() {
     assert!(state.stored_stamps().overlay.is_empty(), "the overlay moved into the base");
 
     let request =
-        |commit: &RuntimeCommit| Request::CommitRuntimeState { commit: Box::new(commit.clone()) };
+        |commit: &RuntimeCommit| Request::CommitRuntimeState { commit: Arc::new(commit.clone()) };
     // A new turn: the base does not hold it, so planning reads nothing from it.
     let second = stamped(append(Some(1), vec![node("b", Some("a"))]), "t2");
     assert!(!state.plan_touches_base(&request(&second)));

@@ -408,7 +408,7 @@ enum Update {
     None,
     /// A commit, with the cached reads it may apply to.
     Commit(Box<CommitUpdate>),
-    Meta(Box<SessionMeta>),
+    Meta(Arc<SessionMeta>),
 }
 
 struct CommitUpdate {
@@ -644,7 +644,10 @@ impl<S: Serve> CacheStore<S> {
                 }
             }
             (Update::Meta(meta), Response::Done) => {
-                inserts.push((Key::meta(self.scope.id), entry(Value::Meta(Some(*meta)))));
+                inserts.push((
+                    Key::meta(self.scope.id),
+                    entry(Value::Meta(Some(Arc::unwrap_or_clone(meta)))),
+                ));
             }
             _ => {}
         }
