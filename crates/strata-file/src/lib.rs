@@ -39,9 +39,11 @@
 //!   caller's task when it is first polled.
 //! - File writes and `fdatasync`s run on the store's **log writer**, one thread per open
 //!   store, which the caller's future awaits (see "Durability").
-//! - Reads that need node bodies from the snapshot file, and every factory operation (open,
-//!   create, delete, list), run on tokio's blocking pool (`spawn_blocking`); outside a tokio
-//!   runtime they run inline. [`FileStore::open`] and [`FileStore::compact`] are plain
+//! - Reads of node bodies from the snapshot's body files run in the caller's task when the
+//!   page cache holds them (`preadv2` with `RWF_NOWAIT`, which never waits for the disk: see
+//!   [`bodies::from_page_cache`]) and on tokio's blocking pool (`spawn_blocking`) when a body
+//!   must come from the disk; every factory operation (open, create, delete, list) runs on the
+//!   blocking pool too. Outside a tokio runtime they run inline. [`FileStore::open`] and [`FileStore::compact`] are plain
 //!   blocking functions for tools and tests: call them off the async workers.
 //!
 //! Cancellation (dropping a call's future), per method class:
@@ -132,7 +134,7 @@
 //!   not grow with the session's number of turns beyond that. A commit looks its stamp up in
 //!   the in-memory overlay (stamps recorded since the snapshot), then by binary search in the
 //!   table: a new turn (no entry with its key) reads nothing; a retry of an older turn reads
-//!   its body with one positioned read (on the blocking pool), checks its CRC and its ids
+//!   its body with one positioned read (planned on the blocking pool), checks its CRC and its ids
 //!   (equal keys are told apart by them). Damage in a body is reported by that retry as
 //!   corrupt data at the body's place, never skipped.
 //!
@@ -258,7 +260,7 @@
 //! self-describing format such as JSON would be several times larger and slower to decode;
 //! `bincode` is comparable in speed but its 1.x and 2.x lines differ in API and encoding),
 //! `crc32fast` (hardware-accelerated CRC-32 for checksums), `serde`, `async-trait`, `tokio`
-//! (the blocking pool for reads of snapshot bodies and factory operations, and the `watch`
+//! (the blocking pool for reads of uncached snapshot bodies and factory operations, and the `watch`
 //! and `oneshot` channels the callers' futures await the log writer with).
 //!
 //! # Fuzzing
@@ -308,10 +310,12 @@
 //! | `ActivePath` (1k) of a 20k / 100k-node session | 0.50 / 0.37 ms | unchanged within noise |
 //! | reopen, 1k nodes | 0.17 ms (before: 0.05 ms) | (reported) |
 //!
-//! A read that needs a node body from the snapshot file pays the hand-off to tokio's
+//! A read that needed a node body from the snapshot file paid the hand-off to tokio's
 //! blocking pool (about 11 µs on an idle machine, twice that here) on top of the 1.6 µs
-//! positioned read; reads answered from memory (overlay nodes, heads, queue, manifest) do
-//! not. Reopen pays for starting and joining the log writer thread.
+//! positioned read. Since then such a read first tries the page cache in the caller's task
+//! (`preadv2` with `RWF_NOWAIT`) and goes to the blocking pool only when the disk must be
+//! read: `cargo bench --bench file_backend -- session_20k` gives `load_node` 1.6 µs again
+//! (see the final table below). Reopen pays for starting and joining the log writer thread.
 //!
 //! The store keeps up with the raw append loop because of the preallocated log (see
 //! "Durability"): a plain append pays an ext4 journal commit for the new file size on every
@@ -367,7 +371,8 @@
 //!
 //! Known costs of the design: an open store holds one file descriptor per body file in use
 //! (at most [`bodies::MAX_BODY_FILES`], plus the log, the lock and the snapshot), and a log
-//! writer thread; a node read from a body file pays the hand-off to the blocking pool.
+//! writer thread; a node read from a body file the page cache does not hold pays the
+//! hand-off to the blocking pool.
 
 pub mod bodies;
 mod engine;

@@ -223,13 +223,16 @@ impl FileStore {
         self.engine.options().clock.now_ms()
     }
 
-    /// Serves a read from the image: in the caller's task when it needs memory only, on the
-    /// blocking pool when it reads node bodies from the snapshot file. Answers once every
-    /// write it observed is acknowledged.
+    /// Serves a read from the image in the caller's task when it needs memory only or the
+    /// snapshot bodies it reads are in the page cache ([`bodies::from_page_cache`]), and on the
+    /// blocking pool when a body must come from the disk. Answers once every write it observed
+    /// is acknowledged.
     async fn read(&self, request: Request<'_>) -> Result<Response, StoreError> {
         let now_ms = self.now_ms();
         let (served, observed) = self.engine.read(|state| match FileRead::of(&request) {
-            Some(read) if state.read_touches_base(&request) => Err(read),
+            Some(read) if state.read_touches_base(&request) => {
+                bodies::from_page_cache(|| state.read(&request, now_ms)).ok_or(read)
+            }
             _ => Ok(state.read(&request, now_ms)),
         })?;
         let (answer, observed) = match served {
@@ -289,7 +292,8 @@ impl FileStore {
 }
 
 /// Every call does its work when its future is polled, never when it is created. Reads come
-/// from the in-memory image (node bodies of the snapshot on the blocking pool); writes are
+/// from the in-memory image (node bodies of the snapshot from the page cache, or on the
+/// blocking pool when the disk must be read); writes are
 /// planned and applied in the caller's task and made durable by the log writer thread, which
 /// the caller awaits; `vacuum` and `gc_unreachable` compact afterwards when they removed
 /// something, so the space comes back on disk. See the crate docs for cancellation.
