@@ -113,6 +113,11 @@ pub enum Holder {
     Unknown,
 }
 
+/// True when `dir` holds a store (a snapshot or a log segment), as an open decides it.
+pub fn holds_store(dir: &Path) -> bool {
+    engine::store_exists(dir)
+}
+
 /// Who holds the lock of the store in `dir`, found without taking it: `/proc/locks` lists
 /// the `flock` of the `LOCK` file's inode while a process has the store open.
 pub fn lock_holder(dir: &Path) -> Holder {
@@ -245,12 +250,7 @@ fn signature(dir: &Path) -> Vec<(String, u64)> {
 
 /// One attempt of [`StoreView::open`].
 fn view(dir: &Path) -> Result<StoreView, StoreError> {
-    if !engine::store_exists(dir) {
-        return Err(StoreError::InvalidInput(format!(
-            "{} holds no strata-file store (no snapshot, no log segment)",
-            dir.display()
-        )));
-    }
+    require_store(dir)?;
     let holder = lock_holder(dir);
     let recovered = engine::recover::<SessionState>(dir, None)?;
     let files = list_files(dir, Some((recovered.first_gen, &recovered.section_files)))?;
@@ -260,6 +260,17 @@ fn view(dir: &Path) -> Result<StoreView, StoreError> {
         len: recovered.log_alloc - recovered.log_len,
     });
     Ok(StoreView { dir: dir.to_path_buf(), state: recovered.state, files, torn_tail, holder })
+}
+
+/// `InvalidInput` unless `dir` holds a store.
+fn require_store(dir: &Path) -> Result<(), StoreError> {
+    if holds_store(dir) {
+        return Ok(());
+    }
+    Err(StoreError::InvalidInput(format!(
+        "{} holds no strata-file store (no snapshot, no log segment)",
+        dir.display()
+    )))
 }
 
 /// The files of `dir` with their roles; `chain` (the snapshot's first log segment and the
@@ -360,12 +371,7 @@ impl Verification {
 /// reported in [`Verification::problems`]. Blocking.
 pub fn verify(dir: impl AsRef<Path>) -> Result<Verification, StoreError> {
     let dir = dir.as_ref();
-    if !engine::store_exists(dir) {
-        return Err(StoreError::InvalidInput(format!(
-            "{} holds no strata-file store (no snapshot, no log segment)",
-            dir.display()
-        )));
-    }
+    require_store(dir)?;
     stable(dir, || verify_once(dir), |result| result.as_ref().is_ok_and(|found| !found.is_ok()))
 }
 
