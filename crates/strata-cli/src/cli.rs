@@ -55,7 +55,8 @@ const TOP_HELP: &str = concat!(
 /// How much the tool says on stderr.
 #[derive(Debug, Args)]
 pub struct Verbosity {
-    /// More diagnostics on stderr: -v info, -vv debug, -vvv trace (default: warnings)
+    /// More diagnostics on stderr: -v info, -vv debug, -vvv trace (default: warnings; the
+    /// libraries' events one level quieter: -v shows the warnings the layers log)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 

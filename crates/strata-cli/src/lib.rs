@@ -147,13 +147,27 @@ fn usage_error(error: &clap::Error) -> ExitCode {
         }
         _ => format!("see '{} --help'", typed_command()),
     };
-    let text = error.render().to_string();
-    let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
-    let message = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-    let tips = lines.filter_map(|line| line.strip_prefix("tip: "));
-    let parts: Vec<&str> = std::iter::once(message).chain(tips).chain([help.as_str()]).collect();
-    eprintln!("error: {}", one_line(&parts.join("; ")));
+    eprintln!("error: {}", one_line(&format!("{}; {help}", clap_message(error))));
     ExitCode::from(2)
+}
+
+/// clap's message for `error` in one line: its first line, the lines that go with it (the
+/// arguments a "not provided" error lists), and its tips, without the usage block.
+fn clap_message(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let mut lines =
+        text.lines().map(str::trim).filter(|line| !line.is_empty()).take_while(|line| {
+            !line.starts_with("Usage:") && !line.starts_with("For more information")
+        });
+    let mut message =
+        lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_owned();
+    for line in lines {
+        match line.strip_prefix("tip: ") {
+            Some(tip) => message.push_str(&format!("; {tip}")),
+            None => message.push_str(&format!(" {line}")),
+        }
+    }
+    message
 }
 
 /// `strata` followed by the subcommand named on the command line, if any (`strata bench`).

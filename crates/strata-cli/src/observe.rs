@@ -2,8 +2,10 @@
 //! real work:
 //!
 //! - a `tracing-subscriber` registry with two parts. The console part writes the tool's own
-//!   diagnostics (and the store's events at that level) to stderr at the level chosen by
-//!   `-q`/`-v`, pausing the progress bar while it writes. The store part takes every span and
+//!   diagnostics to stderr at the level chosen by `-q`/`-v`, and the libraries' events (the
+//!   layers', the stores', the sweeper's) one level quieter: by default only their errors,
+//!   with `-v` their warnings too (the tracing layer logs every transient fault at warn, so a
+//!   drill would flood the terminal), pausing the progress bar while it writes. The store part takes every span and
 //!   event of the tracing layer up to `--trace-level`, formats it in full with the `fmt`
 //!   formatter and discards the text (no I/O, so the figures are the layer's and the
 //!   formatter's cost, not the terminal's), and counts the spans it closed;
@@ -33,6 +35,20 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::stack::StackSpec;
+
+/// The target of the tool's own diagnostics.
+const TOOL_TARGET: &str = "strata_cli";
+
+/// One level quieter than `level` (errors stay errors).
+fn quieter(level: LevelFilter) -> LevelFilter {
+    match level {
+        LevelFilter::TRACE => LevelFilter::DEBUG,
+        LevelFilter::DEBUG => LevelFilter::INFO,
+        LevelFilter::INFO => LevelFilter::WARN,
+        LevelFilter::WARN | LevelFilter::ERROR => LevelFilter::ERROR,
+        _ => LevelFilter::OFF,
+    }
+}
 
 /// The target of the tracing layer's spans and events.
 const STORE_TARGET: &str = "strata_layers";
@@ -65,7 +81,11 @@ pub fn install_subscriber(console_level: LevelFilter, store_level: LevelFilter) 
         .with_writer(console.clone())
         .without_time()
         .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(console_level);
+        .with_filter(
+            Targets::new()
+                .with_target(TOOL_TARGET, console_level)
+                .with_default(quieter(console_level)),
+        );
     let store_layer = tracing_subscriber::fmt::layer()
         .fmt_fields(StoreFields::default())
         .with_writer(std::io::sink)
@@ -239,6 +259,14 @@ strata_store_operations_in_flight{operation=\"vacuum\",store=\"file+metrics\"} 0
             [cache_names::HITS, cache_names::MISSES]
         );
         assert!(!records_metrics(&StackSpec::parse("file+tracing").unwrap()));
+    }
+
+    #[test]
+    fn the_libraries_speak_one_level_quieter_than_the_tool() {
+        assert_eq!(quieter(LevelFilter::WARN), LevelFilter::ERROR);
+        assert_eq!(quieter(LevelFilter::INFO), LevelFilter::WARN);
+        assert_eq!(quieter(LevelFilter::ERROR), LevelFilter::ERROR);
+        assert_eq!(quieter(LevelFilter::TRACE), LevelFilter::DEBUG);
     }
 
     #[test]
