@@ -266,7 +266,7 @@ pub struct BenchArgs {
     pub compare: Vec<StackSpec>,
 
     /// Directory for file-backend stores (must exist; each configuration gets a new data
-    /// directory in it, ROOT/<n>-<label> with sessions/ and attachments/, kept after the run
+    /// directory in it, ROOT/N-LABEL with sessions/ and attachments/, kept after the run
     /// for inspect, verify and sweep). Default: a temporary directory, removed at the end
     #[arg(long, value_name = "PATH", help_heading = "Stack")]
     pub dir: Option<PathBuf>,

@@ -1,5 +1,5 @@
 //! `strata inspect`: what a store directory holds, read-only, from
-//! [`strata_file::inspect::StoreView`] (the store's image rebuilt as an open would, without
+//! [`strata::file::inspect::StoreView`] (the store's image rebuilt as an open would, without
 //! its lock), as tables or JSON.
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! `strata verify`: every record's checksum and every reference of each session's store
-//! ([`strata_file::inspect::verify`], read-only), then the bytes every committed attachment
+//! ([`strata::file::inspect::verify`], read-only), then the bytes every committed attachment
 //! manifest row names; each problem with its file and offset.
 
 use std::collections::HashMap;

@@ -23,6 +23,17 @@ fn path(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// The newest log segment of the store in `dir`: the live one.
+fn live_segment(dir: &Path) -> String {
+    let generation = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|entry| entry.unwrap().file_name().into_string().ok())
+        .filter_map(|name| name.strip_prefix("log.")?.parse::<u64>().ok())
+        .max()
+        .expect("a store has a log segment");
+    format!("log.{generation}")
+}
+
 #[test]
 fn inspect_shows_what_a_scripted_session_wrote() {
     let root = tempfile::tempdir().unwrap();
@@ -98,12 +109,7 @@ fn verify_passes_on_a_good_store_and_names_the_file_and_offset_of_damage() {
         stdout
     };
 
-    let live = std::fs::read_dir(&data.session_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.starts_with("log."))
-        .max()
-        .unwrap();
+    let live = live_segment(&data.session_dir);
     let log = std::fs::read(data.session_dir.join(&live)).unwrap();
     let (_, second) = frame_at(&log, FILE_HEADER_LEN).unwrap();
     let stdout = damaged("log-record", &|dir| {
@@ -144,12 +150,7 @@ fn verify_passes_on_a_good_store_and_names_the_file_and_offset_of_damage() {
 fn verify_reports_a_torn_tail_as_what_the_next_open_discards_not_as_a_problem() {
     let root = tempfile::tempdir().unwrap();
     let data = scripted_data_dir(root.path());
-    let live = std::fs::read_dir(&data.session_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.starts_with("log."))
-        .max()
-        .unwrap();
+    let live = live_segment(&data.session_dir);
     let log_path = data.session_dir.join(&live);
     let mut log = std::fs::read(&log_path).unwrap();
     let mut end = FILE_HEADER_LEN;

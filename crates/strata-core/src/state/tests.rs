@@ -346,7 +346,10 @@ fn fencing_ownership_renew_complete_and_cancel() {
     let stored: Vec<_> = state.queue().stored_batches().collect();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].batch, batch);
-    assert_eq!(stored[0].hold.as_ref().map(|hold| hold.claim_id.as_str()), Some(first.claim_id.as_str()));
+    assert_eq!(
+        stored[0].hold.as_ref().map(|hold| hold.claim_id.as_str()),
+        Some(first.claim_id.as_str())
+    );
     // Live: not reclaimable, not cancellable.
     assert!(claim(&mut state, 1, 50).is_none());
     assert!(state.queue().plan_cancel(S, &batch.batch_id, 50).output.is_none());
