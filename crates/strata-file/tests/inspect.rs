@@ -10,7 +10,7 @@ use std::path::Path;
 
 use strata_core::{RuntimePersistence, SessionReadScope, StoreError};
 use strata_file::format::{FILE_HEADER_LEN, FRAME_HEADER_LEN, SECTION_HEADER_LEN, frame_at};
-use strata_file::inspect::{FileRole, Holder, Problem, StoreView, TornTail, verify};
+use strata_file::inspect::{FileRole, Holder, Problem, StoreView, TornTail, holds_store, verify};
 use strata_file::{FileStore, FileStoreOptions};
 
 use common::*;
@@ -85,6 +85,7 @@ fn flip(path: &Path, offset: usize) {
 fn a_view_reads_what_the_store_holds_and_verify_finds_it_whole() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
+    assert!(holds_store(dir.path()));
     let view = StoreView::open(dir.path()).unwrap();
     let head = view.state().head().expect("a head");
     assert_eq!(head.revision, COMMITS);
@@ -194,6 +195,7 @@ fn verify_names_the_file_and_offset_of_damage_in_a_log_record_the_snapshot_and_a
 #[test]
 fn a_directory_without_a_store_is_invalid_input() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(!holds_store(dir.path()));
     assert!(matches!(StoreView::open(dir.path()), Err(StoreError::InvalidInput(_))));
     assert!(matches!(verify(dir.path()), Err(StoreError::InvalidInput(_))));
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was created");
