@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use strata::StoreError;
+use strata::attachments::AttachmentError;
 
 /// Why a command stopped (or finished with failures).
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +48,17 @@ pub enum CliError {
         /// The store's error.
         source: StoreError,
     },
-    /// The command ran, but found failures (exit status 3).
-    #[error("{count} operation(s) failed unexpectedly; first: {first}")]
-    Failures {
-        /// How many.
-        count: u64,
-        /// The first one, described.
-        first: String,
+    /// An attachment store could not be opened or used.
+    #[error("{context}: {source}")]
+    Attachments {
+        /// What the tool was doing, naming the store.
+        context: String,
+        /// The store's error.
+        source: AttachmentError,
     },
+    /// The command ran, but found failures (exit status 3): what it found, in one line.
+    #[error("{0}")]
+    Failures(String),
     /// A bug in the tool (a task panicked).
     #[error("internal error (a bug in strata, please report it): {0}")]
     Internal(String),
@@ -65,12 +69,13 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
-            Self::Failures { .. } => 3,
+            Self::Failures(_) => 3,
             Self::Internal(_) => 101,
             Self::MissingDir { .. }
             | Self::NotADirectory { .. }
             | Self::Io { .. }
-            | Self::Store { .. } => 1,
+            | Self::Store { .. }
+            | Self::Attachments { .. } => 1,
         }
     }
 
@@ -132,7 +137,7 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_documented_table() {
         assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
-        assert_eq!(CliError::Failures { count: 1, first: "x".into() }.exit_code(), 3);
+        assert_eq!(CliError::Failures("x".into()).exit_code(), 3);
         assert_eq!(CliError::Internal("x".into()).exit_code(), 101);
     }
 }

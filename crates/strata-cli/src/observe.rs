@@ -2,14 +2,18 @@
 //! real work:
 //!
 //! - a `tracing-subscriber` registry with two parts. The console part writes the tool's own
-//!   diagnostics (and the store's events at that level) to stderr at the level chosen by
-//!   `-q`/`-v`, pausing the progress bar while it writes. The store part takes every span and
+//!   diagnostics to stderr at the level chosen by `-q`/`-v`, and the libraries' events (the
+//!   layers', the stores', the sweeper's) one level quieter: by default only their errors,
+//!   with `-v` their warnings too (the tracing layer logs every transient fault at warn, so a
+//!   drill would flood the terminal), pausing the progress bar while it writes. The store part takes every span and
 //!   event of the tracing layer up to `--trace-level`, formats it in full with the `fmt`
 //!   formatter and discards the text (no I/O, so the figures are the layer's and the
 //!   formatter's cost, not the terminal's), and counts the spans it closed;
 //! - the Prometheus recorder (`metrics-exporter-prometheus`), installed when a configuration
-//!   uses the metrics layer, with the metrics layer's documented duration buckets. Its
-//!   rendering is read back after each run to count the calls the layer recorded.
+//!   has a layer that records metrics (metrics, cache, retry, timeout, limit, breaker), with
+//!   the metrics layer's documented duration buckets. Its rendering is read back after the
+//!   run: the calls the metrics layer counted, and the other layers' counters (cache hits and
+//!   misses, retries, timeouts, limiter waits, breaker transitions and rejections).
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use indicatif::ProgressBar;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use strata::layers::cache::names as cache_names;
 use strata::layers::metrics::{DURATION_BUCKETS, names};
 use tracing::Subscriber;
 use tracing::level_filters::LevelFilter;
@@ -28,6 +33,22 @@ use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::stack::StackSpec;
+
+/// The target of the tool's own diagnostics.
+const TOOL_TARGET: &str = "strata_cli";
+
+/// One level quieter than `level` (errors stay errors).
+fn quieter(level: LevelFilter) -> LevelFilter {
+    match level {
+        LevelFilter::TRACE => LevelFilter::DEBUG,
+        LevelFilter::DEBUG => LevelFilter::INFO,
+        LevelFilter::INFO => LevelFilter::WARN,
+        LevelFilter::WARN | LevelFilter::ERROR => LevelFilter::ERROR,
+        _ => LevelFilter::OFF,
+    }
+}
 
 /// The target of the tracing layer's spans and events.
 const STORE_TARGET: &str = "strata_layers";
@@ -60,7 +81,11 @@ pub fn install_subscriber(console_level: LevelFilter, store_level: LevelFilter) 
         .with_writer(console.clone())
         .without_time()
         .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(console_level);
+        .with_filter(
+            Targets::new()
+                .with_target(TOOL_TARGET, console_level)
+                .with_default(quieter(console_level)),
+        );
     let store_layer = tracing_subscriber::fmt::layer()
         .fmt_fields(StoreFields::default())
         .with_writer(std::io::sink)
@@ -161,18 +186,44 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         .map_err(|error| format!("cannot install the Prometheus recorder: {error}"))
 }
 
-/// Calls the metrics layer of the configuration `store` recorded, read from the recorder's
-/// rendering (the sum of `strata_store_operations_total` over operations and outcomes).
-pub fn recorded_calls(handle: &PrometheusHandle, store: &str) -> u64 {
-    handle.run_upkeep();
-    count_calls(&handle.render(), store)
+/// The counters the report reads back for each layer that records some (the metrics
+/// layer's calls are read apart): (layer, counter name).
+const LAYER_COUNTERS: &[(&str, &str)] = &[
+    ("cache", cache_names::HITS),
+    ("cache", cache_names::MISSES),
+    ("retry", names::RETRIES),
+    ("retry", names::RETRIES_EXHAUSTED),
+    ("timeout", names::TIMEOUTS),
+    ("limit", names::LIMITER_WAITS),
+    ("limit", names::LIMITER_REJECTIONS),
+    ("breaker", names::CIRCUIT_TRANSITIONS),
+    ("breaker", names::CIRCUIT_REJECTIONS),
+];
+
+/// True when a layer of `spec` records metrics (so the recorder must be installed).
+pub fn records_metrics(spec: &StackSpec) -> bool {
+    spec.has_layer("metrics") || LAYER_COUNTERS.iter().any(|(layer, _)| spec.has_layer(layer))
 }
 
-fn count_calls(rendering: &str, store: &str) -> u64 {
+/// The counters the layers of `spec` record, by name.
+pub fn layer_counters(spec: &StackSpec) -> impl Iterator<Item = &'static str> + '_ {
+    LAYER_COUNTERS.iter().filter(|(layer, _)| spec.has_layer(layer)).map(|&(_, name)| name)
+}
+
+/// The recorder's current rendering (Prometheus text format).
+pub fn render(handle: &PrometheusHandle) -> String {
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// The total of counter `name` over the series labelled with the configuration `store`
+/// (every operation, outcome, error kind or state), in `rendering`.
+pub fn counter(rendering: &str, name: &str, store: &str) -> u64 {
     let label = format!("store=\"{store}\"");
     rendering
         .lines()
-        .filter(|line| line.starts_with(names::OPERATIONS) && line.contains(&label))
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
+        .filter(|line| line.contains(&label))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|value| value as u64)
         .sum()
@@ -191,9 +242,31 @@ strata_store_operations_total{operation=\"commit_runtime_state\",outcome=\"rejec
 strata_store_operations_total{operation=\"vacuum\",outcome=\"ok\",store=\"memory+metrics\"} 7
 strata_store_operations_in_flight{operation=\"vacuum\",store=\"file+metrics\"} 0
 ";
-        assert_eq!(count_calls(rendering, "file+metrics"), 5);
-        assert_eq!(count_calls(rendering, "memory+metrics"), 7);
-        assert_eq!(count_calls(rendering, "file"), 0);
+        assert_eq!(counter(rendering, names::OPERATIONS, "file+metrics"), 5);
+        assert_eq!(counter(rendering, names::OPERATIONS, "memory+metrics"), 7);
+        assert_eq!(counter(rendering, names::OPERATIONS, "file"), 0);
+        assert_eq!(counter(rendering, names::IN_FLIGHT, "file+metrics"), 0);
+    }
+
+    #[test]
+    fn each_layer_that_records_is_read_back_and_tracing_alone_needs_no_recorder() {
+        let full = StackSpec::parse("file+full").unwrap();
+        assert!(records_metrics(&full));
+        assert_eq!(layer_counters(&full).count(), LAYER_COUNTERS.len());
+        let cached = StackSpec::parse("memory+cache").unwrap();
+        assert_eq!(
+            layer_counters(&cached).collect::<Vec<_>>(),
+            [cache_names::HITS, cache_names::MISSES]
+        );
+        assert!(!records_metrics(&StackSpec::parse("file+tracing").unwrap()));
+    }
+
+    #[test]
+    fn the_libraries_speak_one_level_quieter_than_the_tool() {
+        assert_eq!(quieter(LevelFilter::WARN), LevelFilter::ERROR);
+        assert_eq!(quieter(LevelFilter::INFO), LevelFilter::WARN);
+        assert_eq!(quieter(LevelFilter::ERROR), LevelFilter::ERROR);
+        assert_eq!(quieter(LevelFilter::TRACE), LevelFilter::DEBUG);
     }
 
     #[test]

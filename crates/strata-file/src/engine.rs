@@ -71,7 +71,8 @@ pub const LOCK_FILE: &str = "LOCK";
 pub const SNAPSHOT_FILE: &str = "snapshot";
 /// Prefix of log segment files (`log.<generation>`, decimal).
 pub const LOG_PREFIX: &str = "log.";
-const TMP_SUFFIX: &str = ".tmp";
+/// Suffix of the temporary file of an atomic write (never part of the store).
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 /// What a plan returns: the mutation to log (none for a no-op) and the caller's answer.
 pub type Plan<M, O> = (Option<M>, O);
@@ -158,10 +159,13 @@ struct SnapshotOut<'a, S> {
     state: &'a S,
 }
 
+/// A snapshot's closing record, decoded.
 #[derive(Deserialize)]
-struct SnapshotIn<S> {
-    first_log_gen: u64,
-    state: S,
+pub(crate) struct SnapshotIn<S> {
+    /// The first log segment the snapshot does not hold.
+    pub(crate) first_log_gen: u64,
+    /// The image, without its sections.
+    pub(crate) state: S,
 }
 
 fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -203,7 +207,7 @@ pub fn store_exists(dir: &Path) -> bool {
 }
 
 /// The log generations present in `dir`, ascending (temporary files excluded).
-fn list_logs(dir: &Path) -> Result<Vec<u64>, StoreError> {
+pub(crate) fn list_logs(dir: &Path) -> Result<Vec<u64>, StoreError> {
     let mut gens = Vec::new();
     for entry in fs::read_dir(dir).map_err(io(format_args!("list {}", dir.display())))? {
         let entry = entry.map_err(io(format_args!("list {}", dir.display())))?;
@@ -231,7 +235,8 @@ fn remove_leftover_tmp_files(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn log_name(generation: u64) -> String {
+/// The name of log segment `generation`.
+pub(crate) fn log_name(generation: u64) -> String {
     format!("{LOG_PREFIX}{generation}")
 }
 
@@ -270,7 +275,9 @@ fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], sync: bool) -> Resu
 /// Reads the snapshot at `path`: the image decoded from its record, its section (opened, not
 /// read), and the file's length. Reads the header, the section's index and the record; no
 /// node body.
-fn read_snapshot<S: Image>(dir: &Path) -> Result<(SnapshotIn<S>, S::Sections, u64), StoreError> {
+pub(crate) fn read_snapshot<S: Image>(
+    dir: &Path,
+) -> Result<(SnapshotIn<S>, S::Sections, u64), StoreError> {
     let name = SNAPSHOT_FILE;
     let path = &dir.join(SNAPSHOT_FILE);
     let file = File::open(path).map_err(io(format_args!("open {}", path.display())))?;
@@ -316,27 +323,31 @@ pub fn take_lock(dir: &Path) -> Result<File, StoreError> {
 }
 
 /// What [`recover`] found: the image and where the log chain ends.
-struct Recovered<S> {
-    state: S,
+pub(crate) struct Recovered<S> {
+    pub(crate) state: S,
     /// The first segment of the chain (named by the snapshot); older ones are stale.
-    first_gen: u64,
+    pub(crate) first_gen: u64,
     /// The section files the snapshot uses; others are leftovers.
-    section_files: Vec<String>,
+    pub(crate) section_files: Vec<String>,
     /// The last segment of the chain (`None` only for a directory holding nothing).
-    last_gen: Option<u64>,
+    pub(crate) last_gen: Option<u64>,
     /// End of the last segment's valid records.
-    log_len: u64,
+    pub(crate) log_len: u64,
     /// The last segment's file length.
-    log_alloc: u64,
+    pub(crate) log_alloc: u64,
     /// True when the last segment ends in a torn tail (bytes after `log_len` to discard).
-    torn: bool,
+    pub(crate) torn: bool,
 }
 
 /// Loads the snapshot of `dir` (if any) and replays its log chain (the segments up to
 /// `through`, when given) into an image. Reads only: an open then discards a torn tail, and
 /// removes stale segments and temporary files; a background compaction rebuilds the image of
-/// the sealed segments this way, without touching the live one.
-fn recover<S: Image>(dir: &Path, through: Option<u64>) -> Result<Recovered<S>, StoreError> {
+/// the sealed segments this way, without touching the live one; and [`crate::inspect`]
+/// views a store this way, without its lock.
+pub(crate) fn recover<S: Image>(
+    dir: &Path,
+    through: Option<u64>,
+) -> Result<Recovered<S>, StoreError> {
     let mut state = S::default();
     let mut first_gen = 0;
     let snapshot_path = dir.join(SNAPSHOT_FILE);

@@ -175,6 +175,31 @@ pub struct Scan<'a> {
     /// True when every byte after `valid_end` is zero (preallocated, never written): nothing
     /// needs discarding.
     pub zero_tail: bool,
+    /// Damage followed by a valid record (corruption, not a torn tail), in file order. Only
+    /// [`scan_log_all`] fills it; [`scan_log`] fails at the first.
+    pub damage: Vec<Damage>,
+}
+
+/// A stretch of a log segment that is not a valid frame, followed by a valid one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// Where the invalid bytes start.
+    pub offset: u64,
+    /// Why the bytes there are not a frame.
+    pub error: FrameError,
+    /// Where the next valid frame starts.
+    pub resumes_at: u64,
+}
+
+impl Damage {
+    /// The corrupt-data error recovery reports for this damage in `file`.
+    pub fn to_error(&self, file: &str) -> StoreError {
+        corrupt(
+            file,
+            self.offset,
+            format!("{}, followed by a valid record at offset {}", self.error, self.resumes_at),
+        )
+    }
 }
 
 /// Scans the log segment `bytes` (whole file, header included) named `file`.
@@ -187,8 +212,19 @@ pub struct Scan<'a> {
 /// last record are the common case of such a tail: no valid frame is all zeros (the header
 /// checksum of zero bytes is not zero), so the search stops at the last non-zero byte.
 pub fn scan_log<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreError> {
+    let scan = scan_log_all(file, bytes)?;
+    match scan.damage.first() {
+        Some(damage) => Err(damage.to_error(file)),
+        None => Ok(scan),
+    }
+}
+
+/// [`scan_log`] that goes on past damage: every stretch of damage followed by a valid record
+/// is listed in [`Scan::damage`] and the walk resumes at that record, so a verifier sees
+/// every damaged place and every valid record. Fails only when the file header is bad.
+pub fn scan_log_all<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreError> {
     check_file_header(file, bytes, FileKind::Log)?;
-    let mut scan = Scan { records: Vec::new(), valid_end: FILE_HEADER_LEN as u64, zero_tail: true };
+    let mut scan = Scan { valid_end: FILE_HEADER_LEN as u64, zero_tail: true, ..Scan::default() };
     let mut offset = FILE_HEADER_LEN;
     while offset < bytes.len() {
         match frame_at(bytes, offset) {
@@ -201,16 +237,18 @@ pub fn scan_log<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreError>
                 let Some(last_nonzero) = bytes[offset..].iter().rposition(|&b| b != 0) else {
                     break;
                 };
-                scan.zero_tail = false;
                 let search = offset + 1..=offset + last_nonzero;
-                if let Some(later) = search.into_iter().find(|&q| frame_at(bytes, q).is_ok()) {
-                    return Err(corrupt(
-                        file,
-                        offset as u64,
-                        format!("{error}, followed by a valid record at offset {later}"),
-                    ));
+                match search.into_iter().find(|&q| frame_at(bytes, q).is_ok()) {
+                    Some(later) => {
+                        let (at, resumes_at) = (offset as u64, later as u64);
+                        scan.damage.push(Damage { offset: at, error, resumes_at });
+                        offset = later;
+                    }
+                    None => {
+                        scan.zero_tail = false;
+                        break;
+                    }
                 }
-                break;
             }
         }
     }
@@ -390,6 +428,24 @@ mod tests {
             boundaries[2]
         );
         assert_eq!(error, corrupt("log.0", boundaries[1] as u64, detail));
+    }
+
+    #[test]
+    fn the_full_scan_lists_every_damaged_place_and_every_valid_record() {
+        let (mut bytes, boundaries) = log_with(&[b"alpha", b"beta", b"gamma", b"delta", b"omega"]);
+        bytes[boundaries[1] + 3] ^= 0x40;
+        bytes[boundaries[3] + FRAME_HEADER_LEN] ^= 0x01;
+        let scan = scan_log_all("log.0", &bytes).unwrap();
+        let payloads: Vec<&[u8]> = scan.records.iter().map(|(_, payload)| *payload).collect();
+        assert_eq!(payloads, [&b"alpha"[..], b"gamma", b"omega"]);
+        let places: Vec<(u64, u64)> =
+            scan.damage.iter().map(|damage| (damage.offset, damage.resumes_at)).collect();
+        let at = |index: usize| boundaries[index] as u64;
+        assert_eq!(places, [(at(1), at(2)), (at(3), at(4))]);
+        assert_eq!(scan.damage[1].error, FrameError::PayloadChecksum);
+        // Recovery stops at the first, with the same error the full scan describes.
+        assert_eq!(scan_log("log.0", &bytes).unwrap_err(), scan.damage[0].to_error("log.0"));
+        assert!(scan.zero_tail);
     }
 
     #[test]

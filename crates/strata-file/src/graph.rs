@@ -235,6 +235,25 @@ impl GraphSection {
         &self.files
     }
 
+    /// Reads every entry's body, as a read of that node would (CRC, decoding, the id it
+    /// names, the parent id's text), and hands each failure to `problem`. Returns how many
+    /// bodies were checked. For verifiers: a store's reads check only the bodies they return.
+    pub fn check_bodies(&self, problem: &mut dyn FnMut(StoreError)) -> u64 {
+        for index in 0..self.count {
+            let entry = self.entry(index);
+            let body = entry.body;
+            let checked = self
+                .bodies
+                .read(body.file, body.offset, body.len as usize)
+                .and_then(|bytes| self.decode(&entry, &bytes, body.offset))
+                .and_then(|_| self.parent_id(index).map(drop));
+            if let Err(error) = checked {
+                problem(error);
+            }
+        }
+        self.count as u64
+    }
+
     /// Checks every entry's ids lie inside the ids region and its body inside a body file,
     /// and the sorted order names entries: later lookups and reads cannot go out of bounds.
     /// Returns the generations of the body files used.

@@ -251,6 +251,14 @@
 //! open file description until its `exec`, so a store closed during that instant stays locked
 //! for that instant (another opener may see a spurious `Locked` and can simply retry).
 //!
+//! # Inspecting a store
+//!
+//! [`inspect`] views a store directory read-only, also while another process holds it:
+//! [`inspect::StoreView`] rebuilds the image with the same recovery an open runs (without
+//! the lock, and without cutting a torn tail or removing anything), and [`inspect::verify`]
+//! checks every record's checksum and every reference, naming each problem's file and offset
+//! (`strata inspect` and `strata verify` are built on them).
+//!
 //! # Dependencies
 //!
 //! `strata-core` (contract and state model), `blake3` (the stamp section's lookup keys; also
@@ -380,6 +388,7 @@ pub mod factory;
 pub mod format;
 pub mod graph;
 pub mod ids;
+pub mod inspect;
 pub mod options;
 pub mod stamps;
 pub mod store;

@@ -137,6 +137,28 @@ impl StampSection {
         &self.files
     }
 
+    /// Reads every stamp's body, as a retry of its turn would (CRC, decoding), checks that
+    /// the ids it holds give its entry's key, and hands each failure to `problem`. Returns how
+    /// many bodies were checked. For verifiers: a store reads a stamp only for a retry.
+    pub fn check_bodies(&self, problem: &mut dyn FnMut(StoreError)) -> u64 {
+        for index in 0..self.count {
+            let Entry { key, body } = self.entry(index);
+            let checked = body.read(&self.bodies).and_then(|bytes| {
+                let name = bodies_name(body.file);
+                let stored: Body<'_> = format::decode(&name, body.offset, &bytes)?;
+                if stamp_key(&stored.session_id, &stored.turn_id) == key {
+                    Ok(())
+                } else {
+                    Err(body.corrupt("stamp body names another turn than its entry's key"))
+                }
+            });
+            if let Err(error) = checked {
+                problem(error);
+            }
+        }
+        self.count as u64
+    }
+
     /// Checks the keys are sorted and every body lies inside a body file: later reads cannot
     /// go out of bounds. Returns the generations of the body files used.
     fn check_table(&self) -> Result<Vec<u32>, StoreError> {

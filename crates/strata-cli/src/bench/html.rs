@@ -12,7 +12,7 @@
 use std::fmt::Write;
 
 use super::report::{
-    BenchReport, ConfigurationReport, Latency, OPERATION_COLUMNS, RATIO_COLUMNS, format_ns,
+    BenchReport, ConfigurationReport, Latency, RATIO_COLUMNS, format_ns, operation_columns,
 };
 
 /// Okabe–Ito colours (distinguishable with colour-blindness), one per configuration.
@@ -120,14 +120,8 @@ fn legend(page: &mut String, report: &BenchReport) {
     page.push_str("</p>\n");
 }
 
-/// A table: `header`, then `rows`; a non-zero last cell is marked `failed` when
-/// `mark_failures`.
-fn table<const N: usize>(
-    page: &mut String,
-    header: [&str; N],
-    rows: Vec<[String; N]>,
-    mark_failures: bool,
-) {
+/// A table: `header`, then `rows`; a non-zero cell of a `failed` column is marked.
+fn table(page: &mut String, header: &[&str], rows: Vec<Vec<String>>) {
     page.push_str("<table>\n<tr>");
     for column in header {
         let _ = write!(page, "<th>{column}</th>");
@@ -136,7 +130,7 @@ fn table<const N: usize>(
     for row in rows {
         page.push_str("<tr>");
         for (column, cell) in row.iter().enumerate() {
-            let failed = mark_failures && column + 1 == N && cell != "0";
+            let failed = header.get(column) == Some(&"failed") && cell != "0";
             let class = if failed { " class=\"failed\"" } else { "" };
             let _ = write!(page, "<td{class}>{}</td>", escape(cell));
         }
@@ -154,7 +148,7 @@ fn configuration_table(page: &mut String, index: usize, c: &ConfigurationReport)
         escape(&c.description()),
         escape(&c.headline())
     );
-    table(page, OPERATION_COLUMNS, c.rows(), true);
+    table(page, &operation_columns(c.faults.is_some()), c.rows());
     for note in c.notes() {
         let _ = writeln!(page, "<p class=\"note\">{}</p>", escape(&note));
     }
@@ -170,7 +164,7 @@ fn configuration_table(page: &mut String, index: usize, c: &ConfigurationReport)
 fn comparisons(page: &mut String, report: &BenchReport) {
     for comparison in &report.comparisons {
         let _ = writeln!(page, "<p class=\"note\">{}</p>", escape(&comparison.headline()));
-        table(page, RATIO_COLUMNS, comparison.rows(), false);
+        table(page, &RATIO_COLUMNS, comparison.rows());
     }
 }
 

@@ -29,8 +29,9 @@ use self::stats::Recorder;
 use self::workload::{Session, Workload};
 use crate::cli::BenchArgs;
 use crate::error::{self, CliError};
+use crate::layout::Layout;
 use crate::observe::{self, Observability};
-use crate::stack::{OpenStack, StackSpec};
+use crate::stack::{self, FaultDrill, OpenStack, StackOptions, StackSpec};
 
 /// One configuration being benchmarked.
 pub struct Configuration {
@@ -38,7 +39,9 @@ pub struct Configuration {
     pub label: String,
     /// The backend and layers.
     pub spec: StackSpec,
-    /// Where its file store lives, when it has one.
+    /// The resolved order, outermost first, the workload's layers included.
+    pub order: String,
+    /// Its data directory, when it has one.
     pub dir: Option<PathBuf>,
     /// The tier its factory reports.
     pub tier: DurabilityTier,
@@ -50,6 +53,8 @@ pub struct Configuration {
     pub tracing_spans: Option<u64>,
     /// Calls its metrics layer recorded, read from the recorder (when it has the layer).
     pub metrics_calls: Option<u64>,
+    /// What its other layers recorded, read from the recorder (counter name → total).
+    pub layer_counters: Vec<(&'static str, u64)>,
     stack: Arc<OpenStack>,
     sessions: Vec<Session>,
 }
@@ -58,6 +63,12 @@ impl Configuration {
     /// Sessions a failure stopped.
     pub fn sessions_stopped(&self) -> u64 {
         self.sessions.iter().filter(|session| session.stopped()).count() as u64
+    }
+
+    /// Faults the drill injected, by operation, and the calls that reached it (with
+    /// `--faults`).
+    pub fn faults_injected(&self) -> Option<(Vec<(&'static str, u64)>, u64)> {
+        self.stack.faults_injected()
     }
 }
 
@@ -74,7 +85,7 @@ pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Resu
     let (root, _temporary) = data_root(args, &specs)?;
     let recorder = specs
         .iter()
-        .any(|spec| spec.has_layer("metrics"))
+        .any(observe::records_metrics)
         .then(observe::install_recorder)
         .transpose()
         .map_err(CliError::Internal)?;
@@ -87,9 +98,8 @@ pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Resu
         let place = configuration
             .dir
             .as_ref()
-            .map_or(String::new(), |dir| format!(", store in {}", dir.display()));
-        let order = configuration.spec.resolved_order();
-        tracing::info!("configuration {}: {order}{place}", configuration.label);
+            .map_or(String::new(), |dir| format!(", data in {}", dir.display()));
+        tracing::info!("configuration {}: {}{place}", configuration.label, configuration.order);
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -104,7 +114,7 @@ pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Resu
     observability.console().set_progress_bar(None);
     outcome?;
     if let Some(handle) = &recorder {
-        record_metrics_calls(&mut configurations, handle);
+        read_recorder(&mut configurations, handle);
     }
     drop(runtime);
 
@@ -125,8 +135,11 @@ pub fn run(args: &BenchArgs, observability: &Observability, quiet: bool) -> Resu
             .map_err(CliError::io("write the HTML report to", path))?;
     }
     match report.first_failure() {
-        Some(first) => Err(CliError::Failures { count: report.failed, first: first.to_owned() }),
-        None => Ok(()),
+        Some(first) if report.failed > 0 => Err(CliError::Failures(format!(
+            "{} operation(s) failed unexpectedly; first: {first}",
+            report.failed
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -141,10 +154,12 @@ fn workload_from(args: &BenchArgs) -> Workload {
         inputs_per_turn: args.inputs_per_turn,
         checkpoint_bytes: args.checkpoint_bytes,
         attachment_every: args.attachment_every,
+        attachment_bytes: args.attachment_bytes,
         reload_every: args.reload_every,
         replay_every: args.replay_every,
         conflict_every: args.conflict_every,
         maintenance_every: args.maintenance_every,
+        faults: args.faults.map(|rate| FaultDrill { rate, seed: args.faults_seed }),
     }
 }
 
@@ -184,6 +199,8 @@ fn open_configurations(
     root: Option<&PathBuf>,
     workload: &Workload,
 ) -> Result<Vec<Configuration>, CliError> {
+    let options =
+        StackOptions { attachments: workload.writes_attachments(), faults: workload.faults };
     let mut configurations = Vec::with_capacity(specs.len());
     for (index, spec) in specs.iter().enumerate() {
         let repeats = specs[..index].iter().filter(|earlier| *earlier == spec).count();
@@ -191,55 +208,29 @@ fn open_configurations(
             0 => spec.to_string(),
             n => format!("{spec} #{}", n + 1),
         };
-        let dir = match root {
+        let layout = match root {
             Some(root) if spec.backend().uses_dir => {
-                let dir = root.join(format!("{}-{}", index + 1, slug(&label)));
-                std::fs::create_dir(&dir).map_err(|error| match error.kind() {
-                    std::io::ErrorKind::AlreadyExists => CliError::Usage(format!(
-                        "{} already exists; point --dir at another directory or remove it",
-                        dir.display()
-                    )),
-                    _ => CliError::Io {
-                        action: "create directory",
-                        path: dir.clone(),
-                        source: error,
-                    },
-                })?;
-                Some(dir)
+                Some(Layout::create(&stack::data_dir(root, index, &label))?)
             }
             _ => None,
         };
-        let stack = spec.open(&label, dir.as_deref()).map_err(|source| CliError::Store {
-            context: format!(
-                "cannot open the {} store{}",
-                spec.backend().name,
-                dir.as_ref().map_or(String::new(), |dir| format!(" in {}", dir.display()))
-            ),
-            source,
-        })?;
+        let stack = spec.open(&label, layout.as_ref(), &options)?;
         configurations.push(Configuration {
+            order: spec.resolved_order(&options),
             label,
             spec: spec.clone(),
-            dir,
+            dir: layout.map(|layout| layout.dir),
             tier: stack.durability_tier(),
             recorder: Recorder::default(),
             elapsed: Duration::ZERO,
             tracing_spans: spec.has_layer("tracing").then_some(0),
             metrics_calls: None,
+            layer_counters: Vec::new(),
             stack: Arc::new(stack),
             sessions: (0..workload.sessions).map(Session::new).collect(),
         });
     }
     Ok(configurations)
-}
-
-/// `file+tracing #2` → `file-tracing-2`: a label as a directory name.
-fn slug(label: &str) -> String {
-    label
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
 }
 
 fn progress_bar(workload: &Workload, configurations: usize, quiet: bool) -> ProgressBar {
@@ -333,12 +324,22 @@ async fn run_slice(
     Ok(())
 }
 
-fn record_metrics_calls(configurations: &mut [Configuration], handle: &PrometheusHandle) {
+/// Reads back what each configuration's layers recorded: the metrics layer's calls, and the
+/// other layers' counters (cache hits, retries, breaker transitions…).
+fn read_recorder(configurations: &mut [Configuration], handle: &PrometheusHandle) {
+    let rendering = observe::render(handle);
     for configuration in configurations {
+        let label = &configuration.label;
         if configuration.spec.has_layer("metrics") {
-            configuration.metrics_calls =
-                Some(observe::recorded_calls(handle, &configuration.label));
+            configuration.metrics_calls = Some(observe::counter(
+                &rendering,
+                strata::layers::metrics::names::OPERATIONS,
+                label,
+            ));
         }
+        configuration.layer_counters = observe::layer_counters(&configuration.spec)
+            .map(|name| (name, observe::counter(&rendering, name, label)))
+            .collect();
     }
 }
 
@@ -350,14 +351,8 @@ mod tests {
     #[test]
     fn rounds_are_at_most_one_per_turn() {
         let cli = crate::cli::Cli::try_parse_from(["strata", "bench", "--turns", "3"]).unwrap();
-        let crate::cli::Command::Bench(args) = cli.command;
+        let crate::cli::Command::Bench(args) = cli.command else { panic!("bench") };
         assert_eq!((args.rounds, workload_from(&args).rounds), (10, 3));
-    }
-
-    #[test]
-    fn labels_become_plain_directory_names() {
-        assert_eq!(slug("file+tracing+metrics"), "file-tracing-metrics");
-        assert_eq!(slug("file #2"), "file-2");
     }
 
     #[test]

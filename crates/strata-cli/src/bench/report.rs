@@ -6,6 +6,7 @@
 //! (all operations interleaved, as the workload runs them); ratios divide a configuration's
 //! figure by the first configuration's, so above 1 is slower.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
@@ -50,7 +51,8 @@ pub struct ConfigurationReport {
     pub stack: String,
     /// `durable` or `inline`.
     pub durability_tier: &'static str,
-    /// Where the store's files were kept (only with `--dir`).
+    /// Its data directory, kept for `strata inspect`, `verify` and `sweep` (only with
+    /// `--dir`).
     pub dir: Option<String>,
     /// Wall time of the configuration's slices, summed.
     pub seconds: f64,
@@ -64,6 +66,11 @@ pub struct ConfigurationReport {
     pub tracing_spans: Option<u64>,
     /// Calls the metrics layer's recorder counted (configurations with that layer).
     pub metrics_calls: Option<u64>,
+    /// What the other layers recorded, by counter name (cache hits and misses, retries,
+    /// timeouts, limiter waits and rejections, breaker transitions and rejections).
+    pub layer_counters: BTreeMap<&'static str, u64>,
+    /// What the fault drill injected (with `--faults`).
+    pub faults: Option<FaultsReport>,
     /// Sessions a failure stopped early.
     pub sessions_stopped: u64,
     /// Calls that failed unexpectedly.
@@ -72,6 +79,24 @@ pub struct ConfigurationReport {
     pub failures: Vec<String>,
     /// One entry per operation, in workload order (also those never called).
     pub operations: Vec<OperationReport>,
+}
+
+/// What the fault drill did to one configuration.
+#[derive(Debug, Serialize)]
+pub struct FaultsReport {
+    /// Store calls that reached the drill layer (retries included; cache hits never do).
+    pub calls: u64,
+    /// Faults it injected.
+    pub injected: u64,
+    /// Faults it injected, by store operation (those with any).
+    pub by_operation: BTreeMap<&'static str, u64>,
+    /// Calls the workload saw fail with a fault of the drill (the `faulted` and `ambiguous`
+    /// counts of every operation): what the layers did not absorb.
+    pub surfaced: u64,
+    /// Of those, the calls whose effect the workload could not resolve.
+    pub ambiguous: u64,
+    /// Sessions such a call stopped (their state unknown to the workload).
+    pub sessions_stopped: u64,
 }
 
 /// One operation's results.
@@ -85,6 +110,10 @@ pub struct OperationReport {
     pub ok: u64,
     /// Calls refused the way the workload provoked on purpose.
     pub expected: u64,
+    /// Calls failed by the fault drill, whose effect the workload knew or resolved.
+    pub faulted: u64,
+    /// Calls failed by the fault drill, whose effect the workload could not resolve.
+    pub ambiguous: u64,
     /// Calls that failed unexpectedly.
     pub failed: u64,
     /// Calls per second of the configuration's run time.
@@ -149,9 +178,16 @@ pub struct OperationRatio {
     pub max: f64,
 }
 
-/// Columns of a configuration's table (text and HTML).
-pub const OPERATION_COLUMNS: [&str; 9] =
-    ["operation", "calls", "per s", "p50", "p95", "p99", "max", "expected", "failed"];
+/// Columns of a configuration's table (text and HTML); `faults` and `ambiguous` only for
+/// runs under the fault drill.
+pub fn operation_columns(drilled: bool) -> Vec<&'static str> {
+    let mut columns = vec!["operation", "calls", "per s", "p50", "p95", "p99", "max", "expected"];
+    if drilled {
+        columns.extend(["faults", "ambiguous"]);
+    }
+    columns.push("failed");
+    columns
+}
 
 /// Columns of a comparison's table (text and HTML).
 pub const RATIO_COLUMNS: [&str; 5] = ["operation", "p50", "p95", "p99", "max"];
@@ -167,12 +203,12 @@ impl ConfigurationReport {
         )
     }
 
-    /// One row per operation called, under [`OPERATION_COLUMNS`].
-    pub fn rows(&self) -> Vec<[String; 9]> {
+    /// One row per operation called, under [`operation_columns`].
+    pub fn rows(&self) -> Vec<Vec<String>> {
         let called = self.operations.iter().filter_map(|op| Some((op, op.latency_ns.as_ref()?)));
         called
             .map(|(op, latency)| {
-                [
+                let mut row = vec![
                     op.name.to_owned(),
                     op.calls.to_string(),
                     format_rate(op.per_second),
@@ -181,28 +217,38 @@ impl ConfigurationReport {
                     format_ns(latency.p99),
                     format_ns(latency.max),
                     op.expected.to_string(),
-                    op.failed.to_string(),
-                ]
+                ];
+                if self.faults.is_some() {
+                    row.extend([op.faulted.to_string(), op.ambiguous.to_string()]);
+                }
+                row.push(op.failed.to_string());
+                row
             })
             .collect()
     }
 
-    /// Sentences under the table: what the stores acknowledged, what the layers recorded,
-    /// where the store was kept.
+    /// Sentences under the table: what the stores acknowledged, what the layers and the
+    /// drill recorded, where the data was kept.
     pub fn notes(&self) -> Vec<String> {
         let t = &self.totals;
         let mut notes = vec![format!(
-            "Acknowledged: {} nodes ({} payload bytes), {} batches completed, {} attachments, \
-             {} usage rows; maintenance: {} tombstoned, {} vacuumed, {} blobs collected.",
+            "Acknowledged: {} nodes ({} payload bytes), {} batches completed, {} usage rows, \
+             {} attachments put ({} bytes) and {} committed; maintenance: {} tombstoned, {} \
+             vacuumed, {} blobs collected.",
             t.nodes_appended,
             t.node_payload_bytes,
             t.batches_completed,
-            t.attachments_committed,
             t.usage_rows,
+            t.attachments_put,
+            t.attachment_bytes,
+            t.attachments_committed,
             t.nodes_tombstoned,
             t.nodes_vacuumed,
             t.blobs_collected
         )];
+        if self.label.ends_with(&format!("+{}", crate::stack::FULL)) {
+            notes.push(format!("{}.", crate::stack::full_meaning()));
+        }
         let calls = self.store_calls;
         if let Some(spans) = self.tracing_spans {
             notes.push(format!("Tracing layer: {spans} spans recorded for {calls} store calls."));
@@ -212,8 +258,58 @@ impl ConfigurationReport {
                 "Metrics layer: {counted} calls counted by the Prometheus recorder for {calls} store calls."
             ));
         }
+        notes.extend(self.layer_notes());
+        if let Some(faults) = &self.faults {
+            notes.push(format!(
+                "Fault drill: {} faults injected into {} store calls; {} reached the workload \
+                 ({} ambiguous, stopping {} sessions), the layers absorbed the rest. Stranded \
+                 batches: {}; abandoned attachment puts: {}.",
+                faults.injected,
+                faults.calls,
+                faults.surfaced,
+                faults.ambiguous,
+                faults.sessions_stopped,
+                t.batches_stranded,
+                t.attachments_abandoned
+            ));
+        }
         if let Some(dir) = &self.dir {
-            notes.push(format!("Store kept in {dir}."));
+            notes.push(format!("Data kept in {dir} (strata inspect / verify / sweep {dir})."));
+        }
+        notes
+    }
+
+    /// One sentence per layer that recorded counters.
+    fn layer_notes(&self) -> Vec<String> {
+        use strata::layers::cache::names as cache;
+        use strata::layers::metrics::names;
+        let count = |name: &str| self.layer_counters.get(name).copied();
+        let mut notes = Vec::new();
+        if let (Some(hits), Some(misses)) = (count(cache::HITS), count(cache::MISSES)) {
+            let rate = 100.0 * hits as f64 / (hits + misses).max(1) as f64;
+            notes.push(format!("Cache layer: {hits} hits, {misses} misses ({rate:.1} % hits)."));
+        }
+        if let (Some(retries), Some(exhausted)) =
+            (count(names::RETRIES), count(names::RETRIES_EXHAUSTED))
+        {
+            notes.push(format!("Retry layer: {retries} retries, {exhausted} calls given up."));
+        }
+        if let Some(timeouts) = count(names::TIMEOUTS) {
+            notes.push(format!("Timeout layer: {timeouts} attempts cut off."));
+        }
+        if let (Some(waits), Some(rejections)) =
+            (count(names::LIMITER_WAITS), count(names::LIMITER_REJECTIONS))
+        {
+            notes.push(format!(
+                "Limit layer: {waits} calls waited for a permit, {rejections} rejected."
+            ));
+        }
+        if let (Some(transitions), Some(rejections)) =
+            (count(names::CIRCUIT_TRANSITIONS), count(names::CIRCUIT_REJECTIONS))
+        {
+            notes.push(format!(
+                "Breaker layer: {transitions} state transitions, {rejections} calls turned away."
+            ));
         }
         notes
     }
@@ -250,12 +346,12 @@ impl Comparison {
     }
 
     /// One row per operation, under [`RATIO_COLUMNS`].
-    pub fn rows(&self) -> Vec<[String; 5]> {
+    pub fn rows(&self) -> Vec<Vec<String>> {
         self.operations
             .iter()
             .map(|op| {
                 let [p50, p95, p99, max] = [op.p50, op.p95, op.p99, op.max].map(format_ratio);
-                [op.name.to_owned(), p50, p95, p99, max]
+                vec![op.name.to_owned(), p50, p95, p99, max]
             })
             .collect()
     }
@@ -307,9 +403,17 @@ impl BenchReport {
     /// One line describing the workload.
     pub fn workload_line(&self) -> String {
         let w = &self.workload;
+        let attachments = match w.attachment_every {
+            0 => "no attachments".to_owned(),
+            every => format!("a {} B attachment every {every} turns", w.attachment_bytes),
+        };
+        let drill = match &w.faults {
+            Some(drill) => format!(" · fault drill at rate {} (seed {})", drill.rate, drill.seed),
+            None => String::new(),
+        };
         format!(
             "{} sessions × {} turns · {} path nodes + 1 draft per turn, {} B JSON payloads · {} inputs per turn · \
-             concurrency {} · {} rounds · {} CPUs",
+             {attachments} · concurrency {} · {} rounds · {} CPUs{drill}",
             w.sessions,
             w.turns,
             w.nodes_per_turn,
@@ -349,15 +453,28 @@ fn configuration_report(configuration: &Configuration, kept_dirs: bool) -> Confi
                 calls: stats.calls(),
                 ok: stats.ok,
                 expected: stats.expected,
+                faulted: stats.faulted,
+                ambiguous: stats.ambiguous,
                 failed: stats.failed,
                 per_second: rate(stats.calls()),
                 latency_ns: latency(stats),
             }
         })
         .collect();
+    let faults = configuration.faults_injected().map(|(by_operation, calls)| {
+        let ops = || Op::ALL.iter().map(|&op| recorder.op(op));
+        FaultsReport {
+            calls,
+            injected: by_operation.iter().map(|(_, count)| count).sum(),
+            by_operation: by_operation.into_iter().collect(),
+            surfaced: ops().map(|stats| stats.faulted + stats.ambiguous).sum(),
+            ambiguous: ops().map(|stats| stats.ambiguous).sum(),
+            sessions_stopped: recorder.ambiguous_stops,
+        }
+    });
     ConfigurationReport {
         label: configuration.label.clone(),
-        stack: configuration.spec.resolved_order(),
+        stack: configuration.order.clone(),
         durability_tier: match configuration.tier {
             strata::DurabilityTier::Durable => "durable",
             strata::DurabilityTier::Inline => "inline",
@@ -369,6 +486,8 @@ fn configuration_report(configuration: &Configuration, kept_dirs: bool) -> Confi
         store_calls: recorder.store_calls(),
         tracing_spans: configuration.tracing_spans,
         metrics_calls: configuration.metrics_calls,
+        layer_counters: configuration.layer_counters.iter().copied().collect(),
+        faults,
         sessions_stopped: configuration.sessions_stopped(),
         failed: recorder.failed(),
         failures: recorder.failures.clone(),
@@ -458,15 +577,23 @@ pub fn format_rate(rate: f64) -> String {
 }
 
 /// A text table: `header` and `rows`, right-aligned except the first column.
-fn write_rows<const N: usize>(
+pub(crate) fn write_rows(
     out: &mut impl Write,
-    header: [&str; N],
-    rows: Vec<[String; N]>,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
 ) -> std::io::Result<()> {
-    let rows: Vec<[String; N]> = std::iter::once(header.map(String::from)).chain(rows).collect();
-    let widths: [usize; N] = std::array::from_fn(|column| {
-        rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0)
-    });
+    let header: Vec<String> = header.iter().map(|&column| column.to_owned()).collect();
+    let rows: Vec<Vec<String>> = std::iter::once(header).chain(rows).collect();
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| {
+            rows.iter()
+                .filter_map(|row| row.get(column))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for row in &rows {
         let mut line = String::new();
         for (column, cell) in row.iter().enumerate() {
@@ -487,7 +614,7 @@ fn write_rows<const N: usize>(
 
 fn write_configuration(out: &mut impl Write, c: &ConfigurationReport) -> std::io::Result<()> {
     writeln!(out, "{} ({}): {}", c.label, c.description(), c.headline())?;
-    write_rows(out, OPERATION_COLUMNS, c.rows())?;
+    write_rows(out, &operation_columns(c.faults.is_some()), c.rows())?;
     for note in c.notes() {
         writeln!(out, "{note}")?;
     }
@@ -502,7 +629,7 @@ fn write_configuration(out: &mut impl Write, c: &ConfigurationReport) -> std::io
 
 fn write_comparison(out: &mut impl Write, comparison: &Comparison) -> std::io::Result<()> {
     writeln!(out, "{}", comparison.headline())?;
-    write_rows(out, RATIO_COLUMNS, comparison.rows())
+    write_rows(out, &RATIO_COLUMNS, comparison.rows())
 }
 
 #[cfg(test)]
@@ -529,7 +656,7 @@ mod tests {
     #[test]
     fn rows_are_aligned() {
         let mut out = Vec::new();
-        write_rows(&mut out, ["op", "calls"], vec![["vacuum".into(), "7".into()]]).unwrap();
+        write_rows(&mut out, &["op", "calls"], vec![vec!["vacuum".into(), "7".into()]]).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "op      calls\nvacuum      7\n");
     }
 }

@@ -4,12 +4,16 @@
 //! A turn (0-based `t`) of session `s`:
 //! 1. enqueue `inputs_per_turn` inputs (JSON user messages, `Join` slots, keyed by source key);
 //! 2. claim them at the idle boundary: one claim holding exactly those batches;
-//! 3. every `attachment_every` turns, record an attachment intent in the store's manifest;
+//! 3. every `attachment_every` turns, put an attachment of `attachment_bytes` distinct bytes
+//!    through the session's scoped attachment store (its manifest intent through the stack,
+//!    a reference and the bytes in the attachment store): the attachment layer carries it
+//!    into the turn's commit;
 //! 4. commit under a turn stamp (hash: [`commit_semantic_hash`]) with the expected revision:
 //!    `nodes_per_turn` nodes on the active path (the first carries the first input's bytes)
 //!    plus one superseded draft beside it, JSON payloads of `payload_bytes`; a checkpoint
 //!    (a fresh tool-state blob of `checkpoint_bytes`, a shared plugin snapshot, a small
-//!    execution state); one usage row; the claim's completion; the attachment id;
+//!    execution state); one usage row; the claim's completion; the pending attachment id
+//!    (added by the attachment layer, which then stamps it with `commit_refs`);
 //! 5. every `replay_every` turns, send the same commit again: the store must answer the first
 //!    reply from the stamp;
 //! 6. every `conflict_every` turns, commit as a stale writer (the revision before this turn):
@@ -23,28 +27,62 @@
 //! turn) by dropping its handle, reopening it and loading the active path. A call that fails,
 //! or whose result contradicts the workload, is recorded as failed and stops its session (its
 //! state is no longer known); the other sessions go on.
+//!
+//! # Under the fault drill (`--faults`)
+//!
+//! An error the drill caused ([`caused_by_drill`]) is a fault the layers did not absorb, not
+//! a failure. The workload then does what a runtime would, and records the call as `faulted`
+//! when it knows the call's effect and as `ambiguous` when it cannot:
+//!
+//! - keyed and idempotent calls it needs (an input's enqueue, keyed by its source key; the
+//!   turn's stamped commit; the read that resolves a claim) are sent again, up to
+//!   [`RESENDS`] more times (each a call of its operation; after an open breaker's cool-down
+//!   when the breaker turned the call away); if every attempt faulted, the last is ambiguous
+//!   and the session stops;
+//! - a claim (unkeyed) whose error proves nothing was applied is made again; otherwise the
+//!   session's pending batches tell: the inputs all pending means the claim did not apply
+//!   (claim again), none pending means it applied and its reply was lost (ambiguous: the
+//!   batches stay held by a claim nobody knows, until its one-hour lease expires, and the
+//!   turn commits without completing them: `batches_stranded`);
+//! - a failed attachment put leaves the turn without its attachment (`attachments_abandoned`;
+//!   an intent row it recorded is an orphan for `strata sweep`);
+//! - the replay, the stale writer, reloads, `gc_unreachable` and metadata saves are skipped
+//!   when faulted; a faulted tombstone or vacuum widens the next vacuum's check to a range
+//!   (those nodes may or may not have been removed);
+//! - a vacuum's report is checked only against its upper bound: when the retry layer sends a
+//!   vacuum again after a lost reply, the answer is the last attempt's, which found nothing
+//!   left to remove (the effect is idempotent, its report is not), so the `vacuumed` total
+//!   may fall short of the `tombstoned` one.
+//!
+//! Anything else, including a result that contradicts the workload (a commit applied twice,
+//! a claim holding the wrong batches), is a failure.
 
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use strata::attachments::{AttachmentError, AttachmentMeta, AttachmentStore, Content};
 use strata::{
-    AttachmentIntent, Bytes, CheckpointBlob, DeliveryPolicy, GraphCommitDelta, MergeKey,
-    PersistedSessionRead, QueuedWorkBatchDraft, QueuedWorkClaim, QueuedWorkClaimBoundary,
-    RuntimeCheckpoint, RuntimeCommit, RuntimePersistence, RuntimeTurnCommitStamp, SessionMeta,
+    Bytes, CheckpointBlob, DeliveryPolicy, GraphCommitDelta, MergeKey, PersistedSessionRead,
+    QueuedWorkBatchDraft, QueuedWorkClaim, QueuedWorkClaimBoundary, RuntimeCheckpoint,
+    RuntimeCommit, RuntimeCommitResult, RuntimePersistence, RuntimeTurnCommitStamp, SessionMeta,
     SessionNodeRecord, SessionReadScope, SlotPolicy, StoreError, TokenLedgerEntry, TokenUsage,
-    blob_ref, commit_semantic_hash,
+    commit_semantic_hash,
 };
 
 use super::stats::{Op, Outcome, Recorder};
-use crate::stack::OpenStack;
+use crate::stack::{FaultDrill, OpenStack, caused_by_drill};
 
 /// The claimant of every turn's inputs.
 const OWNER: &str = "strata-bench";
-/// Lease of a turn's claim: far longer than a turn takes.
-const LEASE_MS: u64 = 60_000;
+/// Lease of a turn's claim: longer than any run, so that batches a claim stranded under the
+/// fault drill (see the module docs) never become claimable again during it.
+const LEASE_MS: u64 = 3_600_000;
 /// The model named in metadata and usage rows.
 const MODEL: &str = "bench-model";
+/// How many more times a call the drill failed is sent before the workload gives up on it.
+pub const RESENDS: u32 = 2;
 
 /// The workload's parameters (the `bench` flags of the same names).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -65,8 +103,10 @@ pub struct Workload {
     pub inputs_per_turn: u32,
     /// Bytes of the tool-state blob of each checkpoint.
     pub checkpoint_bytes: u32,
-    /// An attachment intent every N turns (0: never).
+    /// An attachment put every N turns (0: never).
     pub attachment_every: u32,
+    /// Bytes of each attachment.
+    pub attachment_bytes: u32,
     /// Reload the active path every N turns (0: never).
     pub reload_every: u32,
     /// Replay the commit every N turns (0: never).
@@ -75,6 +115,19 @@ pub struct Workload {
     pub conflict_every: u32,
     /// Tombstone, vacuum and gc every N turns (0: never).
     pub maintenance_every: u32,
+    /// The fault drill, if on.
+    pub faults: Option<FaultDrill>,
+}
+
+impl Workload {
+    /// True when the workload writes attachments (the stack then has the attachment layer).
+    pub fn writes_attachments(&self) -> bool {
+        self.attachment_every > 0
+    }
+
+    fn drilled(&self) -> bool {
+        self.faults.is_some()
+    }
 }
 
 /// True on the turns (0-based `turn`) where something done "every `every` turns" happens.
@@ -85,17 +138,41 @@ fn every(every: u32, turn: u32) -> bool {
 /// The session stopped: the failure is recorded, its state is no longer known.
 pub struct Stop;
 
-/// One timed call, not yet judged.
-struct Timed<T> {
-    op: Op,
-    elapsed: Duration,
-    result: Result<T, StoreError>,
+/// An error a call can end with, as the drill sees it.
+trait CallError: Display {
+    /// The store error inside, when there is one.
+    fn store_error(&self) -> Option<&StoreError>;
 }
 
-async fn timed<T>(op: Op, call: impl Future<Output = Result<T, StoreError>>) -> Timed<T> {
+impl CallError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
+impl CallError for AttachmentError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            AttachmentError::Manifest(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// One timed call, not yet judged.
+struct Timed<T, E> {
+    op: Op,
+    elapsed: Duration,
+    result: Result<T, E>,
+    /// Calls the layers saw besides this one when it succeeded (the attachment layer's
+    /// `commit_refs` after a commit carrying attachments).
+    follow_up_calls: u64,
+}
+
+async fn timed<T, E>(op: Op, call: impl Future<Output = Result<T, E>>) -> Timed<T, E> {
     let start = Instant::now();
     let result = call.await;
-    Timed { op, elapsed: start.elapsed(), result }
+    Timed { op, elapsed: start.elapsed(), result, follow_up_calls: 0 }
 }
 
 fn fail(recorder: &mut Recorder, at: &str, op: Op, elapsed: Duration, problem: &str) -> Stop {
@@ -104,7 +181,52 @@ fn fail(recorder: &mut Recorder, at: &str, op: Op, elapsed: Duration, problem: &
     Stop
 }
 
-impl<T> Timed<T> {
+/// A call the fault drill failed, not yet recorded: whether it is `faulted` or `ambiguous`
+/// depends on what the workload learns next.
+#[must_use = "record the fault with its outcome"]
+struct DrillFault {
+    op: Op,
+    elapsed: Duration,
+    /// The error proves the store applied nothing.
+    nothing_applied: bool,
+    /// An open breaker's cool-down: a runtime waits it out before sending the call again.
+    retry_after: Option<Duration>,
+}
+
+impl DrillFault {
+    fn record(self, recorder: &mut Recorder, outcome: Outcome) {
+        recorder.record(self.op, self.elapsed, outcome);
+    }
+
+    /// Records the fault as `faulted` and waits as a runtime would before sending the call
+    /// again: out the breaker's cool-down when it turned the call away.
+    async fn before_resend(self, recorder: &mut Recorder) {
+        let wait = self.retry_after;
+        self.record(recorder, Outcome::Faulted);
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Records the fault as `ambiguous`: the session's state is unknown, it stops.
+    fn give_up(self, recorder: &mut Recorder) -> Stop {
+        self.record(recorder, Outcome::Ambiguous);
+        recorder.ambiguous_stops += 1;
+        Stop
+    }
+}
+
+/// The cool-down of an open breaker that turned a call away (also as a retry layer's last
+/// error).
+fn breaker_cool_down(error: &StoreError) -> Option<Duration> {
+    match error {
+        StoreError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+        StoreError::RetriesExhausted { last_error, .. } => breaker_cool_down(last_error),
+        _ => None,
+    }
+}
+
+impl<T, E: CallError> Timed<T, E> {
     /// A success that `judge` accepts (turning it into what the workload needs) is `Ok`;
     /// an error, or a value `judge` rejects with a description, is a failure.
     fn accept<U>(
@@ -113,31 +235,92 @@ impl<T> Timed<T> {
         at: &str,
         judge: impl FnOnce(T) -> Result<U, String>,
     ) -> Result<U, Stop> {
-        let Timed { op, elapsed, result } = self;
-        match result.map_err(|error| error.to_string()).and_then(judge) {
-            Ok(value) => {
-                recorder.record(op, elapsed, Outcome::Ok);
-                Ok(value)
-            }
-            Err(problem) => Err(fail(recorder, at, op, elapsed, &problem)),
+        match self.accept_or_drill(recorder, at, false, judge)? {
+            Ok(value) => Ok(value),
+            Err(_) => unreachable!("no drill fault without the drill"),
         }
     }
 
+    /// [`accept`](Self::accept), except that under the drill (`drilled`) an error the drill
+    /// caused comes back as a [`DrillFault`], unrecorded.
+    fn accept_or_drill<U>(
+        self,
+        recorder: &mut Recorder,
+        at: &str,
+        drilled: bool,
+        judge: impl FnOnce(T) -> Result<U, String>,
+    ) -> Result<Result<U, DrillFault>, Stop> {
+        let Timed { op, elapsed, result, follow_up_calls } = self;
+        if result.is_ok() {
+            recorder.manifest_calls += follow_up_calls;
+        }
+        let problem = match result {
+            Ok(value) => match judge(value) {
+                Ok(value) => {
+                    recorder.record(op, elapsed, Outcome::Ok);
+                    return Ok(Ok(value));
+                }
+                Err(problem) => problem,
+            },
+            Err(error) => match error.store_error() {
+                Some(store_error) if drilled && caused_by_drill(store_error) => {
+                    return Ok(Err(DrillFault {
+                        op,
+                        elapsed,
+                        nothing_applied: store_error.proves_nothing_applied(),
+                        retry_after: breaker_cool_down(store_error),
+                    }));
+                }
+                _ => error.to_string(),
+            },
+        };
+        Err(fail(recorder, at, op, elapsed, &problem))
+    }
+
+    /// [`accept_or_drill`](Self::accept_or_drill) for a call the workload can do without:
+    /// a drill fault is recorded `faulted` and gives `None`.
+    fn accept_or_skip<U>(
+        self,
+        recorder: &mut Recorder,
+        at: &str,
+        drilled: bool,
+        judge: impl FnOnce(T) -> Result<U, String>,
+    ) -> Result<Option<U>, Stop> {
+        Ok(match self.accept_or_drill(recorder, at, drilled, judge)? {
+            Ok(value) => Some(value),
+            Err(fault) => {
+                fault.record(recorder, Outcome::Faulted);
+                None
+            }
+        })
+    }
+
     /// The call must be refused with the error `provoked` accepts: that is the expected
-    /// outcome; a success or any other error is a failure.
+    /// outcome; a success or any other error is a failure (a drill fault, under the drill,
+    /// is recorded `faulted`).
     fn refused(
         self,
         recorder: &mut Recorder,
         at: &str,
+        drilled: bool,
         provoked: impl FnOnce(&StoreError) -> bool,
     ) -> Result<(), Stop> {
-        let Timed { op, elapsed, result } = self;
+        let Timed { op, elapsed, result, follow_up_calls } = self;
+        if result.is_ok() {
+            recorder.manifest_calls += follow_up_calls;
+        }
         match result {
-            Err(error) if provoked(&error) => {
-                recorder.record(op, elapsed, Outcome::Expected);
-                Ok(())
-            }
-            Err(error) => Err(fail(recorder, at, op, elapsed, &error.to_string())),
+            Err(error) => match error.store_error() {
+                Some(error) if provoked(error) => {
+                    recorder.record(op, elapsed, Outcome::Expected);
+                    Ok(())
+                }
+                Some(error) if drilled && caused_by_drill(error) => {
+                    recorder.record(op, elapsed, Outcome::Faulted);
+                    Ok(())
+                }
+                _ => Err(fail(recorder, at, op, elapsed, &error.to_string())),
+            },
             Ok(_) => {
                 Err(fail(recorder, at, op, elapsed, "the store applied it instead of refusing"))
             }
@@ -153,7 +336,18 @@ pub struct Session {
     leaf: Option<String>,
     path_len: usize,
     drafts: Vec<String>,
+    /// Nodes tombstoned since the last vacuum.
+    tombstoned: u64,
+    /// Nodes whose tombstone or vacuum the drill failed: the next vacuum may remove them.
+    unsure: u64,
     stopped: bool,
+}
+
+/// The turn's inputs once claimed: the claim (`None` when the drill stranded it) and the
+/// first input's payload, which the turn's first node carries.
+struct Inputs {
+    claim: Option<QueuedWorkClaim>,
+    first_payload: Bytes,
 }
 
 impl Session {
@@ -166,6 +360,8 @@ impl Session {
             leaf: None,
             path_len: 0,
             drafts: Vec::new(),
+            tombstoned: 0,
+            unsure: 0,
             stopped: false,
         }
     }
@@ -193,23 +389,28 @@ impl Session {
         for turn in turns.clone() {
             if !self.stopped {
                 let step = if turn == 0 {
-                    match self.start(stack, recorder).await {
-                        Ok(()) => self.turn(workload, turn, recorder).await,
+                    match self.start(stack, workload, recorder).await {
+                        Ok(()) => self.turn(stack, workload, turn, recorder).await,
                         Err(stop) => Err(stop),
                     }
                 } else {
-                    self.turn(workload, turn, recorder).await
+                    self.turn(stack, workload, turn, recorder).await
                 };
                 self.stopped = step.is_err();
             }
             on_turn();
         }
         if turns.end == workload.turns && !self.stopped {
-            self.stopped = self.reopen(stack, recorder).await.is_err();
+            self.stopped = self.reopen(stack, workload, recorder).await.is_err();
         }
     }
 
-    async fn start(&mut self, stack: &OpenStack, recorder: &mut Recorder) -> Result<(), Stop> {
+    async fn start(
+        &mut self,
+        stack: &OpenStack,
+        workload: &Workload,
+        recorder: &mut Recorder,
+    ) -> Result<(), Stop> {
         let at = format!("{} start", self.id);
         let store =
             timed(Op::CreateStore, stack.create_store(&self.id)).await.accept(recorder, &at, Ok)?;
@@ -221,54 +422,57 @@ impl Session {
             cwd: Some("/work/project".into()),
             relation: None,
         };
-        timed(Op::SaveSessionMeta, store.save_session_meta(meta))
-            .await
-            .accept(recorder, &at, Ok)?;
+        timed(Op::SaveSessionMeta, store.save_session_meta(meta)).await.accept_or_skip(
+            recorder,
+            &at,
+            workload.drilled(),
+            Ok,
+        )?;
         self.store = Some(store);
         Ok(())
     }
 
     async fn turn(
         &mut self,
+        stack: &OpenStack,
         workload: &Workload,
         turn: u32,
         recorder: &mut Recorder,
     ) -> Result<(), Stop> {
         let at = format!("{} turn {turn}", self.id);
         let store = Arc::clone(self.store.as_ref().expect("a running session has a handle"));
+        let drilled = workload.drilled();
 
-        // 1–3. The turn's inputs, claimed; sometimes an attachment's intent.
-        let claim = self.take_inputs(&*store, workload, turn, recorder, &at).await?;
-        let attachment_ids = if every(workload.attachment_every, turn) {
-            vec![self.record_attachment(&*store, turn, recorder, &at).await?]
+        // 1–3. The turn's inputs, claimed; sometimes an attachment.
+        let inputs = self.take_inputs(&*store, workload, turn, recorder, &at).await?;
+        let attached = if every(workload.attachment_every, turn) {
+            self.put_attachment(stack, workload, turn, recorder, &at).await?
         } else {
-            Vec::new()
+            false
         };
 
-        // 4. The turn's commit, stamped.
-        let commit = self.turn_commit(workload, turn, &claim, attachment_ids);
+        // 4. The turn's commit, stamped (sent again while the drill fails it).
+        let commit = self.turn_commit(workload, turn, &inputs);
         let replay = every(workload.replay_every, turn).then(|| commit.clone());
         let appended = commit.graph.nodes();
         let (node_count, node_payload_bytes) =
             (appended.len(), appended.iter().map(|node| node.payload.len()).sum::<usize>());
         let draft = appended.last().expect("a turn appends nodes").node_id.clone();
         let leaf = commit.graph.leaf_node_id().map(str::to_owned);
-        let attachments = commit.committed_attachment_ids.len();
         let expected_revision = self.revision + 1;
-        let committed = timed(Op::Commit, store.commit_runtime_state(commit)).await.accept(
-            recorder,
-            &at,
-            |result| {
-                if result.head_revision == expected_revision {
-                    Ok(result)
-                } else {
-                    Err(format!(
-                        "head revision {} after the commit, expected {expected_revision}",
-                        result.head_revision
-                    ))
-                }
-            },
-        )?;
+        let this = &*self;
+        let send = || this.commit_through(stack, Op::Commit, &*store, commit.clone());
+        let committed = resend(recorder, &at, drilled, send, |result: RuntimeCommitResult| {
+            if result.head_revision == expected_revision {
+                Ok(result)
+            } else {
+                Err(format!(
+                    "head revision {} after the commit, expected {expected_revision}",
+                    result.head_revision
+                ))
+            }
+        })
+        .await?;
         let previous_revision = std::mem::replace(&mut self.revision, committed.head_revision);
         self.leaf = leaf;
         self.path_len += workload.nodes_per_turn as usize;
@@ -276,14 +480,15 @@ impl Session {
         let totals = &mut recorder.totals;
         totals.nodes_appended += node_count as u64;
         totals.node_payload_bytes += node_payload_bytes as u64;
-        totals.batches_completed += claim.batches.len() as u64;
-        totals.attachments_committed += attachments as u64;
+        let completed = inputs.claim.as_ref().map_or(0, |claim| claim.batches.len());
+        totals.batches_completed += completed as u64;
+        totals.attachments_committed += u64::from(attached);
         totals.usage_rows += 1;
 
         // 5. A retry after a lost reply: answered from the stamp, nothing applied again.
         if let Some(commit) = replay {
-            let again = timed(Op::CommitReplay, store.commit_runtime_state(commit)).await;
-            again.accept(recorder, &at, |again| {
+            let again = self.commit_through(stack, Op::CommitReplay, &*store, commit);
+            again.await.accept_or_skip(recorder, &at, drilled, |again| {
                 if again == committed {
                     Ok(())
                 } else {
@@ -300,28 +505,43 @@ impl Session {
                 graph: GraphCommitDelta::Unchanged { leaf_node_id: self.leaf.clone() },
                 ..Default::default()
             };
-            timed(Op::CommitStale, store.commit_runtime_state(stale)).await.refused(
-                recorder,
-                &at,
-                |error| matches!(error, StoreError::HeadRevisionConflict { .. }),
-            )?;
+            let stale = self.commit_through(stack, Op::CommitStale, &*store, stale);
+            stale.await.refused(recorder, &at, drilled, |error| {
+                matches!(error, StoreError::HeadRevisionConflict { .. })
+            })?;
         }
 
         // 7. Reload the active path.
         if every(workload.reload_every, turn) {
             let read = timed(Op::LoadActivePath, store.load_session(active_path())).await;
-            read.accept(recorder, &at, |read| self.check_path(read))?;
+            read.accept_or_skip(recorder, &at, drilled, |read| self.check_path(read))?;
         }
 
         // 8. Maintenance.
         if every(workload.maintenance_every, turn) {
-            self.maintain(&*store, &at, recorder).await?;
+            self.maintain(&*store, drilled, &at, recorder).await?;
         }
         recorder.totals.turns += 1;
         Ok(())
     }
 
-    /// Enqueues the turn's inputs and claims them: one claim holding exactly those batches.
+    /// Sends `commit` through the stack as `op`; when it carried pending attachments and
+    /// succeeded, the attachment layer's `commit_refs` after it is one more call.
+    async fn commit_through(
+        &self,
+        stack: &OpenStack,
+        op: Op,
+        store: &dyn RuntimePersistence,
+        commit: RuntimeCommit,
+    ) -> Timed<RuntimeCommitResult, StoreError> {
+        let carries_attachments = stack.pending_attachments(&self.id) > 0;
+        let mut call = timed(op, store.commit_runtime_state(commit)).await;
+        call.follow_up_calls = u64::from(carries_attachments && call.result.is_ok());
+        call
+    }
+
+    /// Enqueues the turn's inputs and claims them: one claim holding exactly those batches
+    /// (see the module docs for what the drill changes).
     async fn take_inputs(
         &self,
         store: &dyn RuntimePersistence,
@@ -329,11 +549,14 @@ impl Session {
         turn: u32,
         recorder: &mut Recorder,
         at: &str,
-    ) -> Result<QueuedWorkClaim, Stop> {
+    ) -> Result<Inputs, Stop> {
+        let drilled = workload.drilled();
         let mut input_ids = Vec::with_capacity(workload.inputs_per_turn as usize);
+        let mut first_payload = None;
         for input in 0..workload.inputs_per_turn {
             let payload =
                 json_payload("user", &self.id, turn, input, workload.payload_bytes as usize);
+            first_payload.get_or_insert_with(|| payload.clone());
             let draft = QueuedWorkBatchDraft {
                 session_id: self.id.clone(),
                 source_key: Some(format!("turn-{turn}-input-{input}")),
@@ -343,58 +566,118 @@ impl Session {
                 available_at_ms: 0,
                 payloads: vec![payload],
             };
-            let batch = timed(Op::Enqueue, store.enqueue_queued_work(draft))
-                .await
-                .accept(recorder, at, Ok)?;
+            let enqueue = || timed(Op::Enqueue, store.enqueue_queued_work(draft.clone()));
+            let batch = resend(recorder, at, drilled, enqueue, Ok).await?;
             input_ids.push(batch.batch_id);
         }
-        let claim = store.claim_ready_queued_work(
-            &self.id,
-            OWNER,
-            QueuedWorkClaimBoundary::Idle,
-            LEASE_MS,
-            input_ids.len(),
-        );
-        timed(Op::Claim, claim).await.accept(recorder, at, |claim| match claim {
-            Some(claim) if claim.batch_ids() == input_ids => Ok(claim),
-            Some(claim) => Err(format!(
-                "claimed batches {:?}, not the turn's inputs {input_ids:?}",
-                claim.batch_ids()
-            )),
-            None => Err("nothing to claim, though the turn's inputs were enqueued".into()),
-        })
+        let first_payload = first_payload.expect("a turn has at least one input");
+        let mut attempt = 0;
+        loop {
+            let claim = store.claim_ready_queued_work(
+                &self.id,
+                OWNER,
+                QueuedWorkClaimBoundary::Idle,
+                LEASE_MS,
+                input_ids.len(),
+            );
+            let judge = |claim: Option<QueuedWorkClaim>| match claim {
+                Some(claim) if claim.batch_ids() == input_ids => Ok(claim),
+                Some(claim) => Err(format!(
+                    "claimed batches {:?}, not the turn's inputs {input_ids:?}",
+                    claim.batch_ids()
+                )),
+                None => Err("nothing to claim, though the turn's inputs were enqueued".into()),
+            };
+            let fault = match timed(Op::Claim, claim)
+                .await
+                .accept_or_drill(recorder, at, drilled, judge)?
+            {
+                Ok(claim) => return Ok(Inputs { claim: Some(claim), first_payload }),
+                Err(fault) => fault,
+            };
+            // Did the claim apply? Its error may say; else the pending batches tell.
+            let applied = !fault.nothing_applied && {
+                let list = || timed(Op::ListPending, store.list_pending_queued_work(&self.id));
+                let pending = resend(recorder, at, drilled, list, Ok).await?;
+                let pending: Vec<&str> =
+                    pending.iter().map(|batch| batch.batch_id.as_str()).collect();
+                let held = input_ids.iter().filter(|id| !pending.contains(&id.as_str())).count();
+                if held != 0 && held != input_ids.len() {
+                    fault.record(recorder, Outcome::Failed);
+                    recorder.describe_failure(format!(
+                        "{at}: claim_ready_queued_work: {held} of the turn's {} inputs are held \
+                         after a failed claim, though a claim is all or nothing",
+                        input_ids.len()
+                    ));
+                    return Err(Stop);
+                }
+                held == input_ids.len()
+            };
+            if applied {
+                fault.record(recorder, Outcome::Ambiguous);
+                recorder.totals.batches_stranded += input_ids.len() as u64;
+                return Ok(Inputs { claim: None, first_payload });
+            }
+            if attempt == RESENDS {
+                return Err(fault.give_up(recorder));
+            }
+            fault.before_resend(recorder).await;
+            attempt += 1;
+        }
     }
 
-    /// Records the write-ahead intent of the turn's attachment; returns its id.
-    async fn record_attachment(
+    /// Puts the turn's attachment through the session's scoped attachment store; true when
+    /// it is pending for the turn's commit.
+    async fn put_attachment(
         &self,
-        store: &dyn RuntimePersistence,
+        stack: &OpenStack,
+        workload: &Workload,
         turn: u32,
         recorder: &mut Recorder,
         at: &str,
-    ) -> Result<String, Stop> {
-        let attachment_id = blob_ref(format!("{} attachment of turn {turn}", self.id).as_bytes());
-        let intent = AttachmentIntent {
-            attachment_id: attachment_id.clone(),
-            session_id: self.id.clone(),
-            canonical_uri: format!("bench://attachments/{attachment_id}"),
-            intent_at_epoch_ms: now_ms(),
+    ) -> Result<bool, Stop> {
+        let scoped = match stack.attachments(&self.id) {
+            Some(Ok(scoped)) => scoped,
+            Some(Err(error)) => {
+                return Err(fail(
+                    recorder,
+                    at,
+                    Op::AttachmentPut,
+                    Duration::ZERO,
+                    &error.to_string(),
+                ));
+            }
+            None => return Ok(false),
         };
-        timed(Op::RecordIntent, store.record_intent(intent)).await.accept(recorder, at, Ok)?;
-        Ok(attachment_id)
+        let bytes = attachment_bytes(&self.id, turn, workload.attachment_bytes as usize);
+        let len = bytes.len() as u64;
+        let meta =
+            AttachmentMeta::new("application/octet-stream").with_label(format!("turn {turn}"));
+        // The put's manifest intent is one call through the stack.
+        recorder.manifest_calls += 1;
+        let put = timed(Op::AttachmentPut, scoped.put(Content::new(bytes), meta)).await;
+        let put = put.accept_or_skip(recorder, at, workload.drilled(), |info| {
+            if info.byte_len == len {
+                Ok(())
+            } else {
+                Err(format!("stored {} bytes of {len}", info.byte_len))
+            }
+        })?;
+        let totals = &mut recorder.totals;
+        if put.is_some() {
+            totals.attachments_put += 1;
+            totals.attachment_bytes += len;
+        } else {
+            totals.attachments_abandoned += 1;
+        }
+        Ok(put.is_some())
     }
 
     /// The turn's commit: its nodes (the first carries the first input's bytes), checkpoint,
-    /// usage row, the claim's completion and the attachment ids, under a turn stamp.
-    fn turn_commit(
-        &self,
-        workload: &Workload,
-        turn: u32,
-        claim: &QueuedWorkClaim,
-        attachment_ids: Vec<String>,
-    ) -> RuntimeCommit {
-        let first_input = claim.batches.first().and_then(|batch| batch.items.first());
-        let nodes = self.turn_nodes(workload, turn, first_input.map(|item| item.payload.clone()));
+    /// usage row and the claim's completion, under a turn stamp (the attachment layer adds
+    /// the pending attachment ids after the hash: the store compares the hash verbatim).
+    fn turn_commit(&self, workload: &Workload, turn: u32, inputs: &Inputs) -> RuntimeCommit {
+        let nodes = self.turn_nodes(workload, turn, inputs.first_payload.clone());
         let leaf = nodes[workload.nodes_per_turn as usize - 1].node_id.clone();
         let mut commit = RuntimeCommit {
             session_id: self.id.clone(),
@@ -404,8 +687,7 @@ impl Session {
             graph: GraphCommitDelta::Append { nodes, leaf_node_id: Some(leaf) },
             checkpoint: Some(checkpoint(&self.id, turn, workload.checkpoint_bytes as usize)),
             usage_deltas: vec![usage(turn)],
-            completed_queue_claims: vec![claim.completion()],
-            committed_attachment_ids: attachment_ids,
+            completed_queue_claims: inputs.claim.iter().map(QueuedWorkClaim::completion).collect(),
             ..Default::default()
         };
         commit.turn_commit = Some(RuntimeTurnCommitStamp {
@@ -421,7 +703,7 @@ impl Session {
         &self,
         workload: &Workload,
         turn: u32,
-        first_input: Option<Bytes>,
+        first_input: Bytes,
     ) -> Vec<SessionNodeRecord> {
         let size = workload.payload_bytes as usize;
         let path_nodes = workload.nodes_per_turn;
@@ -434,8 +716,8 @@ impl Session {
                 _ if index % 2 == 1 => "tool_call",
                 _ => "tool_result",
             };
-            let payload = match (&first_input, index) {
-                (Some(input), 0) => input.clone(),
+            let payload = match index {
+                0 => first_input.clone(),
                 _ => json_payload(role, &self.id, turn, index, size),
             };
             let node_id = format!("t{turn}-n{index}");
@@ -470,31 +752,57 @@ impl Session {
     async fn maintain(
         &mut self,
         store: &dyn RuntimePersistence,
+        drilled: bool,
         at: &str,
         recorder: &mut Recorder,
     ) -> Result<(), Stop> {
         let drafts = std::mem::take(&mut self.drafts);
-        timed(Op::Tombstone, store.tombstone_nodes(&drafts)).await.accept(recorder, at, Ok)?;
-        recorder.totals.nodes_tombstoned += drafts.len() as u64;
-        let removed = timed(Op::Vacuum, store.vacuum()).await.accept(recorder, at, |report| {
-            if report.removed_node_count == drafts.len() as u64 {
-                Ok(report.removed_node_count)
+        let tombstone = timed(Op::Tombstone, store.tombstone_nodes(&drafts)).await;
+        if tombstone.accept_or_skip(recorder, at, drilled, Ok)?.is_some() {
+            self.tombstoned += drafts.len() as u64;
+            recorder.totals.nodes_tombstoned += drafts.len() as u64;
+        } else {
+            self.unsure += drafts.len() as u64;
+        }
+        // Under the drill, a vacuum the retry layer sent again after a lost reply reports
+        // only what its last attempt removed: anything from none to all of them.
+        let least = if drilled { 0 } else { self.tombstoned };
+        let most = self.tombstoned + self.unsure;
+        let vacuum = timed(Op::Vacuum, store.vacuum()).await;
+        let removed = vacuum.accept_or_skip(recorder, at, drilled, |report| {
+            let removed = report.removed_node_count;
+            if (least..=most).contains(&removed) {
+                Ok(removed)
+            } else if least == most {
+                Err(format!("removed {removed} nodes, but {least} were tombstoned"))
             } else {
-                Err(format!(
-                    "removed {} nodes, but {} were tombstoned",
-                    report.removed_node_count,
-                    drafts.len()
-                ))
+                Err(format!("removed {removed} nodes, but {least} to {most} were tombstoned"))
             }
         })?;
-        recorder.totals.nodes_vacuumed += removed;
-        let report = timed(Op::Gc, store.gc_unreachable()).await.accept(recorder, at, Ok)?;
-        recorder.totals.blobs_collected += report.deleted_blob_count;
+        match removed {
+            Some(removed) => {
+                (self.tombstoned, self.unsure) = (0, 0);
+                recorder.totals.nodes_vacuumed += removed;
+            }
+            None => {
+                self.unsure += self.tombstoned;
+                self.tombstoned = 0;
+            }
+        }
+        let gc = timed(Op::Gc, store.gc_unreachable()).await;
+        if let Some(report) = gc.accept_or_skip(recorder, at, drilled, Ok)? {
+            recorder.totals.blobs_collected += report.deleted_blob_count;
+        }
         Ok(())
     }
 
     /// Drops the handle, reopens the session and loads its active path.
-    async fn reopen(&mut self, stack: &OpenStack, recorder: &mut Recorder) -> Result<(), Stop> {
+    async fn reopen(
+        &mut self,
+        stack: &OpenStack,
+        workload: &Workload,
+        recorder: &mut Recorder,
+    ) -> Result<(), Stop> {
         let at = format!("{} reopen", self.id);
         self.store = None;
         let store = timed(Op::Reopen, stack.open_existing_store(&self.id)).await.accept(
@@ -503,8 +811,58 @@ impl Session {
             |store| store.ok_or_else(|| "the session does not exist after its turns".to_owned()),
         )?;
         let read = timed(Op::LoadAfterReopen, store.load_session(active_path())).await;
-        read.accept(recorder, &at, |read| self.check_path(read))
+        read.accept_or_skip(recorder, &at, workload.drilled(), |read| self.check_path(read))?;
+        Ok(())
     }
+}
+
+/// Sends `call` until `judge` accepts its result: under the drill, an attempt the drill
+/// failed is recorded `faulted` and the call is sent again (after an open breaker's
+/// cool-down), up to [`RESENDS`] more times; when every attempt faulted, the last is
+/// recorded `ambiguous` and the session stops. For calls safe to repeat: reads, keyed and
+/// idempotent writes.
+async fn resend<T, U, Fut>(
+    recorder: &mut Recorder,
+    at: &str,
+    drilled: bool,
+    mut call: impl FnMut() -> Fut,
+    judge: impl Fn(T) -> Result<U, String>,
+) -> Result<U, Stop>
+where
+    Fut: Future<Output = Timed<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        let fault = match call().await.accept_or_drill(recorder, at, drilled, &judge)? {
+            Ok(value) => return Ok(value),
+            Err(fault) => fault,
+        };
+        if attempt == RESENDS {
+            return Err(fault.give_up(recorder));
+        }
+        fault.before_resend(recorder).await;
+        attempt += 1;
+    }
+}
+
+/// `len` bytes of attachment content, distinct per session and turn (so that every put
+/// writes new bytes): a header naming them, then pseudo-random filler (xorshift).
+fn attachment_bytes(session: &str, turn: u32, len: usize) -> Bytes {
+    let header = format!("strata-bench attachment of {session}, turn {turn}\n");
+    let mut bytes = Vec::with_capacity(len.max(header.len()));
+    bytes.extend_from_slice(header.as_bytes());
+    let seed = session.bytes().fold(u64::from(turn) ^ 0x9e37_79b9_7f4a_7c15, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut state = seed | 1;
+    while bytes.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(len.max(header.len()));
+    Bytes::from(bytes)
 }
 
 fn active_path() -> SessionReadScope {
@@ -616,17 +974,27 @@ mod tests {
             inputs_per_turn: 2,
             checkpoint_bytes: 300,
             attachment_every: 2,
+            attachment_bytes: 256,
             reload_every: 1,
             replay_every: 3,
             conflict_every: 3,
             maintenance_every: 4,
+            faults: None,
         }
+    }
+
+    fn open(spec: &str, workload: &Workload) -> OpenStack {
+        let options = crate::stack::StackOptions {
+            attachments: workload.writes_attachments(),
+            faults: workload.faults,
+        };
+        crate::stack::StackSpec::parse(spec).unwrap().open("test", None, &options).unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_session_runs_its_turns_and_every_check_passes_on_the_memory_store() {
         let workload = workload();
-        let stack = crate::stack::StackSpec::parse("memory").unwrap().open("test", None).unwrap();
+        let stack = open("memory", &workload);
         let mut session = Session::new(0);
         let mut recorder = Recorder::default();
         let turns_seen = std::sync::atomic::AtomicU32::new(0);
@@ -642,7 +1010,8 @@ mod tests {
         assert_eq!(calls(Op::CreateStore), 1);
         assert_eq!(calls(Op::Enqueue), 12);
         assert_eq!(calls(Op::Claim), 6);
-        assert_eq!(calls(Op::RecordIntent), 3);
+        assert_eq!(calls(Op::AttachmentPut), 3);
+        assert_eq!(calls(Op::ListPending), 0, "only the drill needs it");
         assert_eq!(calls(Op::Commit), 6);
         assert_eq!(calls(Op::CommitReplay), 2);
         assert_eq!(recorder.op(Op::CommitStale).expected, 2);
@@ -653,6 +1022,9 @@ mod tests {
         assert_eq!((totals.turns, totals.nodes_appended, totals.usage_rows), (6, 24, 6));
         assert_eq!((totals.nodes_tombstoned, totals.nodes_vacuumed), (4, 4));
         assert_eq!((totals.batches_completed, totals.attachments_committed), (12, 3));
+        assert_eq!((totals.attachments_put, totals.attachment_bytes), (3, 3 * 256));
+        // Each put's intent, and the commit_refs after each commit that carried one.
+        assert_eq!(recorder.manifest_calls, 3 + 3);
         // Each of the first four turns wrote its own tool-state and execution-state blobs;
         // the gc after turn 4 keeps the head's and deletes the three turns' before it.
         assert_eq!(totals.blobs_collected, 6);
@@ -661,7 +1033,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_contradicting_result_is_a_failure_that_stops_the_session() {
         let workload = workload();
-        let stack = crate::stack::StackSpec::parse("memory").unwrap().open("test", None).unwrap();
+        let stack = open("memory", &workload);
         let mut session = Session::new(0);
         let mut recorder = Recorder::default();
         session.run(&stack, &workload, 0..1, &mut recorder, || ()).await;
@@ -681,5 +1053,49 @@ mod tests {
             recorder.failures
         );
         assert_eq!(recorder.op(Op::Reopen).calls(), 0, "a stopped session is not reopened");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_drill_fault_on_every_call_stops_the_session_as_ambiguous_not_failed() {
+        let workload = Workload { faults: Some(FaultDrill { rate: 1.0, seed: 1 }), ..workload() };
+        let stack = open("memory", &workload);
+        let mut session = Session::new(0);
+        let mut recorder = Recorder::default();
+        session.run(&stack, &workload, 0..6, &mut recorder, || ()).await;
+        assert!(session.stopped());
+        assert_eq!(recorder.failed(), 0, "{:?}", recorder.failures);
+        let meta = recorder.op(Op::SaveSessionMeta);
+        assert_eq!((meta.faulted, meta.ambiguous), (1, 0), "the session goes on without it");
+        let enqueue = recorder.op(Op::Enqueue);
+        assert_eq!((enqueue.faulted, enqueue.ambiguous), (RESENDS as u64, 1));
+        assert_eq!(recorder.ambiguous_stops, 1);
+        assert_eq!(recorder.totals.turns, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_the_drill_the_full_stack_absorbs_faults_and_every_turn_completes() {
+        let workload =
+            Workload { turns: 30, faults: Some(FaultDrill { rate: 0.3, seed: 11 }), ..workload() };
+        let stack = open("memory+full", &workload);
+        let mut session = Session::new(0);
+        let mut recorder = Recorder::default();
+        session.run(&stack, &workload, 0..30, &mut recorder, || ()).await;
+        assert_eq!(recorder.failed(), 0, "{:?}", recorder.failures);
+        assert!(!session.stopped());
+        let (injected, _) = stack.faults_injected().unwrap();
+        let injected: u64 = injected.iter().map(|(_, count)| count).sum();
+        let ops = || Op::ALL.iter().map(|&op| recorder.op(op));
+        let surfaced: u64 = ops().map(|stats| stats.faulted + stats.ambiguous).sum();
+        assert!(injected > 0 && surfaced < injected, "{surfaced} of {injected} surfaced");
+        let totals = recorder.totals;
+        assert_eq!(totals.turns, 30);
+        assert_eq!(recorder.op(Op::Commit).ok, 30, "one acknowledged commit per turn");
+        assert_eq!(recorder.op(Op::Enqueue).ok, 60, "every input enqueued once");
+        let claims = recorder.op(Op::Claim);
+        assert_eq!(claims.ok + claims.ambiguous, 30, "each turn claimed or stranded its inputs");
+        assert_eq!(totals.batches_completed, 2 * claims.ok);
+        assert_eq!(totals.batches_stranded, 2 * claims.ambiguous);
+        assert_eq!(totals.attachments_put + totals.attachments_abandoned, 15);
+        assert_eq!(totals.attachments_committed, totals.attachments_put);
     }
 }

@@ -45,6 +45,11 @@ impl ManifestState {
         self.rows.get(session_id)?.get(attachment_id)
     }
 
+    /// Every row, committed or not, by (session, id) (for tools that inspect a store).
+    pub fn entries(&self) -> impl Iterator<Item = &AttachmentManifestEntry> {
+        self.rows.values().flat_map(BTreeMap::values)
+    }
+
     /// Rows with no commit stamp and `intent_at <= older_than_ms`, by (session, id).
     pub fn list_uncommitted(&self, older_than_ms: u64) -> Vec<AttachmentManifestEntry> {
         self.rows

@@ -204,6 +204,11 @@ impl SessionState {
         self.blobs.get(blob_ref)
     }
 
+    /// Every stored blob, in no particular order (for tools that inspect a store).
+    pub fn blobs(&self) -> impl Iterator<Item = (&str, &Bytes)> {
+        self.blobs.iter().map(|(blob_ref, bytes)| (blob_ref.as_str(), bytes))
+    }
+
     // ----- reads -------------------------------------------------------------------------
 
     /// `load_session`: `None` iff no commit ever succeeded; else a consistent snapshot.

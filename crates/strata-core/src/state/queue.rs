@@ -158,6 +158,12 @@ impl QueueState {
         self.session(session_id)?.get(batch_id)
     }
 
+    /// Every stored batch of every session, with its fencing counter and claim hold: by
+    /// session id, then ascending `enqueue_seq` (for tools that inspect a store).
+    pub fn stored_batches(&self) -> impl Iterator<Item = &StoredBatch> {
+        self.sessions.values().flat_map(|queue| queue.batches.values())
+    }
+
     /// Every batch of the session, claimed ones included, ascending `enqueue_seq`.
     pub fn list(&self, session_id: &str) -> Vec<QueuedWorkBatch> {
         self.batches(session_id).map(|stored| stored.batch.clone()).collect()

@@ -182,6 +182,8 @@ fn commit_effects_checkpoint_usage_graph_and_stamps() {
     assert_eq!(result.checkpoint_ref, Some(checkpoint_ref(&manifest)));
     assert_eq!(manifest.tool_state_ref, Some(blob_ref(b"tool")));
     assert_eq!(manifest.execution_state_ref, manifest.tool_state_ref);
+    let blobs: Vec<(&str, &Bytes)> = state.blobs().collect();
+    assert_eq!(blobs, [(blob_ref(b"tool").as_str(), &Bytes::from_static(b"tool"))]);
 
     // No checkpoint keeps the head's; a ref-only part naming a held blob is accepted.
     let second = RuntimeCommit {
@@ -341,6 +343,13 @@ fn fencing_ownership_renew_complete_and_cancel() {
     let batch = enqueue(&mut state, join("g"));
     let first = claim(&mut state, 1, 20).unwrap();
     assert_eq!((first.fencing_token, first.expires_at_epoch_ms), (1, 120));
+    let stored: Vec<_> = state.queue().stored_batches().collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].batch, batch);
+    assert_eq!(
+        stored[0].hold.as_ref().map(|hold| hold.claim_id.as_str()),
+        Some(first.claim_id.as_str())
+    );
     // Live: not reclaimable, not cancellable.
     assert!(claim(&mut state, 1, 50).is_none());
     assert!(state.queue().plan_cancel(S, &batch.batch_id, 50).output.is_none());
@@ -430,6 +439,12 @@ fn manifest_intents_stamps_and_forget() {
     run(&mut state, Request::RecordIntent { intent: intent(S, 50) }, 0);
     let left = state.manifest().list_uncommitted(u64::MAX);
     assert_eq!(left.len(), 1);
+    let every: Vec<(&str, Option<u64>)> = state
+        .manifest()
+        .entries()
+        .map(|row| (row.session_id.as_str(), row.committed_at_epoch_ms))
+        .collect();
+    assert_eq!(every, [(S, Some(30)), ("s2", None)], "entries lists committed rows too");
     assert_eq!(
         left[0].session_id, "s2",
         "the committed row keeps its stamp and is never un-committed"
