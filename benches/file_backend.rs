@@ -1,11 +1,11 @@
-//! The file backend against its physical limit and its usual peer, in one run:
-//! `cargo bench --bench file_backend`.
+//! The file backend against its physical limit, in one run: `cargo bench --bench file_backend`
+//! (the store users would pick instead, lash's SQLite store, is measured against it in
+//! `cargo bench --bench lash`).
 //!
 //! - `sequential_commit/*`: one durable commit (one 256-byte node + head) per iteration, on
 //!   the file store, a raw `write` + `fdatasync` loop of the same record size (the physical
-//!   limit the issue names), the same loop overwriting a zero-filled, synced file (the limit
-//!   without file growth, which is what the store's preallocated log achieves), and SQLite (WAL, `synchronous=FULL`, one transaction inserting the node and
-//!   updating a head row).
+//!   limit the issue names), and the same loop overwriting a zero-filled, synced file (the
+//!   limit without file growth, which is what the store's preallocated log achieves).
 //! - `concurrent_commits/*`: one commit on one session vs one commit on each of 8 sessions at
 //!   once (aggregate rate = 8 / time).
 //! - `reopen/*`, `active_path/*`: sessions of 1k and 100k nodes, each with a 1k-node active
@@ -125,15 +125,6 @@ fn sequential_commit(c: &mut Criterion) {
     group.bench_function("file_store", |b| {
         b.to_async(&rt).iter(|| commit_next(&store, "bench", &counter))
     });
-
-    let sqlite = sqlite_store(&dir.path().join("peer.sqlite"));
-    let mut next = 0u64;
-    group.bench_function("sqlite_wal_full", |b| {
-        b.iter(|| {
-            sqlite_commit(&sqlite, next);
-            next += 1;
-        })
-    });
     group.finish();
 }
 
@@ -155,36 +146,6 @@ fn overwrite_and_sync(file: &std::fs::File, record: &[u8], offset: &mut usize) {
     file.write_all_at(record, *offset as u64).unwrap();
     file.sync_data().unwrap();
     *offset += record.len();
-}
-
-fn sqlite_store(path: &Path) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch(
-        "CREATE TABLE nodes (session TEXT, node_id TEXT, parent TEXT, payload BLOB,
-                             PRIMARY KEY (session, node_id));
-         CREATE TABLE head (session TEXT PRIMARY KEY, revision INTEGER, leaf TEXT);
-         INSERT INTO head VALUES ('bench', 0, NULL);",
-    )
-    .unwrap();
-    conn
-}
-
-fn sqlite_commit(conn: &rusqlite::Connection, i: u64) {
-    let payload = vec![7u8; PAYLOAD];
-    let id = format!("c{i}");
-    let parent = i.checked_sub(1).map(|p| format!("c{p}"));
-    let tx = conn.unchecked_transaction().unwrap();
-    tx.prepare_cached("INSERT INTO nodes VALUES ('bench', ?1, ?2, ?3)")
-        .unwrap()
-        .execute(rusqlite::params![id, parent, payload])
-        .unwrap();
-    tx.prepare_cached("UPDATE head SET revision = revision + 1, leaf = ?1 WHERE session = 'bench'")
-        .unwrap()
-        .execute([&id])
-        .unwrap();
-    tx.commit().unwrap();
 }
 
 fn concurrent_commits(c: &mut Criterion) {
