@@ -128,6 +128,21 @@ enum Job {
     Compact(Reply),
 }
 
+/// The state of the spare segment: the next segment, created, preallocated and made durable
+/// ahead of the rotation that will switch to it, so that a rotation (and the log's growth up to
+/// the compaction threshold) never waits for a file creation or a journal commit on the log
+/// writer's path.
+enum Spare {
+    /// Not created yet.
+    Missing,
+    /// Being created by a thread of its own.
+    Preparing(JoinHandle<Result<(), StoreError>>),
+    /// Created and durable.
+    Ready,
+    /// Its creation failed: the rotation creates the segment itself (and reports a failure).
+    Failed,
+}
+
 /// The log writer: owns the live log segment and the process lock, writes queued records in
 /// order, syncs them in groups, acknowledges them, and compacts.
 struct LogWriter<S> {
@@ -138,6 +153,8 @@ struct LogWriter<S> {
     log_len: u64,
     /// Physical length of the log file: `log_len` plus preallocated zeros.
     log_alloc: u64,
+    /// The segment after the live one, `log.<log_gen + 1>`.
+    spare: Spare,
     /// Sequence number of the last record written to the log.
     written: u64,
     /// Compactions asked for and not yet started.
@@ -235,6 +252,23 @@ fn remove_leftover_tmp_files(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates log segment `generation` in `dir` atomically (temporary file, fsync, rename,
+/// directory fsync): its header followed by `preallocate` zero bytes.
+fn create_segment(
+    dir: &Path,
+    generation: u64,
+    preallocate: u64,
+    sync: bool,
+) -> Result<(), StoreError> {
+    let zeros = vec![0u8; preallocate as usize];
+    write_atomically(
+        dir,
+        &log_name(generation),
+        &[&format::file_header(FileKind::Log), &zeros],
+        sync,
+    )
+}
+
 /// The name of log segment `generation`.
 pub(crate) fn log_name(generation: u64) -> String {
     format!("{LOG_PREFIX}{generation}")
@@ -329,13 +363,17 @@ pub(crate) struct Recovered<S> {
     pub(crate) first_gen: u64,
     /// The section files the snapshot uses; others are leftovers.
     pub(crate) section_files: Vec<String>,
-    /// The last segment of the chain (`None` only for a directory holding nothing).
-    pub(crate) last_gen: Option<u64>,
-    /// End of the last segment's valid records.
+    /// The live segment: the last one of the chain holding a record (or a torn tail), or
+    /// the chain's first when none does (`None` only for a directory holding nothing).
+    pub(crate) live_gen: Option<u64>,
+    /// The segments after the live one: empty **spares**, prepared ahead of a rotation (see
+    /// [`LogWriter::rotate`]).
+    pub(crate) spares: Vec<u64>,
+    /// End of the live segment's valid records.
     pub(crate) log_len: u64,
-    /// The last segment's file length.
+    /// The live segment's file length.
     pub(crate) log_alloc: u64,
-    /// True when the last segment ends in a torn tail (bytes after `log_len` to discard).
+    /// True when the live segment ends in a torn tail (bytes after `log_len` to discard).
     pub(crate) torn: bool,
 }
 
@@ -376,33 +414,47 @@ pub(crate) fn recover<S: Image>(
         let name = log_name(first_gen);
         return Err(format::corrupt(&name, 0, "log segment named by the snapshot is missing"));
     }
-    let last_gen = chain.last().copied();
     let mut recovered = Recovered {
         state,
         first_gen,
         section_files,
-        last_gen,
+        live_gen: chain.first().copied(),
+        spares: Vec::new(),
         log_len: 0,
         log_alloc: 0,
         torn: false,
     };
+    // Records are only ever appended to the live segment, so only it may end in a torn tail
+    // (an interrupted append), and every segment after it is an empty spare.
     for &generation in &chain {
         let name = log_name(generation);
         let path = dir.join(&name);
         let bytes = fs::read(&path).map_err(io(format_args!("read {}", path.display())))?;
         let scan = format::scan_log(&name, &bytes)?;
-        recovered.torn = !scan.zero_tail;
-        if recovered.torn && Some(generation) != recovered.last_gen {
-            return Err(format::corrupt(
-                &name,
-                scan.valid_end,
-                "damaged record in a sealed log segment",
-            ));
+        let torn = !scan.zero_tail;
+        if scan.records.is_empty() && !torn {
+            if recovered.live_gen != Some(generation) {
+                recovered.spares.push(generation);
+            }
+            if generation == first_gen {
+                recovered.log_len = scan.valid_end;
+                recovered.log_alloc = bytes.len() as u64;
+            }
+            continue;
         }
+        if recovered.torn {
+            let damaged = log_name(recovered.live_gen.unwrap_or(first_gen));
+            let detail = "damaged record in a sealed log segment";
+            return Err(format::corrupt(&damaged, recovered.log_len, detail));
+        }
+        // Empty segments before this one were sealed empty (a rotation with nothing written).
+        recovered.spares.clear();
         for &(offset, payload) in &scan.records {
             let mutation: S::Mutation = format::decode(&name, offset, payload)?;
             recovered.state.apply_mutation(&mutation);
         }
+        recovered.live_gen = Some(generation);
+        recovered.torn = torn;
         recovered.log_len = scan.valid_end;
         recovered.log_alloc = bytes.len() as u64;
     }
@@ -419,20 +471,38 @@ impl<S: Image> Engine<S> {
         ensure_dir(dir, sync)?;
         let lock_file = take_lock(dir)?;
         if !store_exists(dir) {
-            write_atomically(dir, &log_name(0), &[&format::file_header(FileKind::Log)], sync)?;
+            create_segment(dir, 0, 0, sync)?;
         }
-        let Recovered { state, first_gen, section_files, last_gen, log_len, log_alloc, torn } =
-            recover::<S>(dir, None)?;
+        let Recovered {
+            state,
+            first_gen,
+            section_files,
+            live_gen,
+            spares,
+            log_len,
+            log_alloc,
+            torn,
+        } = recover::<S>(dir, None)?;
         remove_unused_section_files::<S>(dir, &section_files)?;
-        let Some(last_gen) = last_gen else {
+        let Some(live_gen) = live_gen else {
             return Err(format::corrupt(&log_name(0), 0, "no log segment"));
         };
+        // One spare is kept for the next rotation; it may be a rename a crash left unsynced,
+        // so the directory is synced before records go into it. Further spares are removed.
+        let spare = spares.first().copied();
+        for extra in spares.iter().skip(1) {
+            let path = dir.join(log_name(*extra));
+            fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
+        }
+        if sync && !spares.is_empty() {
+            sync_dir(dir)?;
+        }
         for stale in list_logs(dir)?.into_iter().filter(|&g| g < first_gen) {
             let path = dir.join(log_name(stale));
             fs::remove_file(&path).map_err(io(format_args!("remove {}", path.display())))?;
         }
         if torn {
-            let path = dir.join(log_name(last_gen));
+            let path = dir.join(log_name(live_gen));
             let file = open_for_writing(&path)?;
             file.set_len(log_len)
                 .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
@@ -440,7 +510,7 @@ impl<S: Image> Engine<S> {
         }
         let log_alloc = if torn { log_len } else { log_alloc };
         remove_leftover_tmp_files(dir)?;
-        let log = open_for_writing(&dir.join(log_name(last_gen)))?;
+        let log = open_for_writing(&dir.join(log_name(live_gen)))?;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             options,
@@ -453,9 +523,10 @@ impl<S: Image> Engine<S> {
             shared: shared.clone(),
             jobs: receiver,
             log,
-            log_gen: last_gen,
+            log_gen: live_gen,
             log_len,
             log_alloc,
+            spare: if spare.is_some() { Spare::Ready } else { Spare::Missing },
             written: 0,
             replies: Vec::new(),
             compaction: None,
@@ -648,9 +719,13 @@ impl<S: Image> LogWriter<S> {
             if self.compaction.is_none() && (!self.replies.is_empty() || self.log_is_long()) {
                 self.start_compaction();
             }
+            self.prepare_spare();
         }
         if self.compaction.is_some() {
             self.install();
+        }
+        if let Spare::Preparing(thread) = std::mem::replace(&mut self.spare, Spare::Missing) {
+            let _ = thread.join();
         }
     }
 
@@ -775,18 +850,60 @@ impl<S: Image> LogWriter<S> {
         }
     }
 
-    /// Creates `log.N+1` (temporary file, fsync, rename, directory fsync) and appends there
-    /// from now on.
+    /// Appends to `log.N+1` from now on: the spare, when it is ready (opening it is all the
+    /// rotation does on this thread), or else a segment created here (a compaction asked for
+    /// before the live segment was half way to the threshold, or a spare that failed).
     fn rotate(&mut self) -> Result<(), StoreError> {
         let dir = &self.shared.dir;
-        let sync = self.shared.options.sync.syncs();
-        let name = log_name(self.log_gen + 1);
-        write_atomically(dir, &name, &[&format::file_header(FileKind::Log)], sync)?;
-        self.log = open_for_writing(&dir.join(&name))?;
-        self.log_gen += 1;
+        let next = self.log_gen + 1;
+        let prepared = match std::mem::replace(&mut self.spare, Spare::Missing) {
+            Spare::Ready => true,
+            Spare::Preparing(thread) => thread.join().is_ok_and(|created| created.is_ok()),
+            Spare::Missing | Spare::Failed => false,
+        };
+        if !prepared {
+            create_segment(dir, next, 0, self.shared.options.sync.syncs())?;
+        }
+        let path = dir.join(log_name(next));
+        self.log = open_for_writing(&path)?;
+        self.log_alloc =
+            self.log.metadata().map_err(io(format_args!("stat {}", path.display())))?.len();
+        self.log_gen = next;
         self.log_len = FILE_HEADER_LEN as u64;
-        self.log_alloc = self.log_len;
         Ok(())
+    }
+
+    /// Starts creating the spare `log.N+1` on a thread of its own once the live segment is
+    /// half way to the compaction threshold, preallocated to the threshold and a margin, so
+    /// that neither the rotation nor the live segment's growth up to the next rotation
+    /// changes a file's size on this thread; notes when it is done.
+    fn prepare_spare(&mut self) {
+        match &self.spare {
+            Spare::Preparing(thread) if thread.is_finished() => {
+                let Spare::Preparing(thread) = std::mem::replace(&mut self.spare, Spare::Failed)
+                else {
+                    unreachable!("matched above")
+                };
+                if thread.join().is_ok_and(|created| created.is_ok()) {
+                    self.spare = Spare::Ready;
+                }
+            }
+            Spare::Missing if self.log_len > self.shared.options.compact_min_log_bytes / 2 => {
+                let dir = self.shared.dir.clone();
+                let generation = self.log_gen + 1;
+                let preallocate = self.shared.options.compact_min_log_bytes + PREALLOCATE_BYTES;
+                let sync = self.shared.options.sync.syncs();
+                let work = move || create_segment(&dir, generation, preallocate, sync);
+                self.spare = match std::thread::Builder::new()
+                    .name("strata-file-spare".into())
+                    .spawn(work)
+                {
+                    Ok(thread) => Spare::Preparing(thread),
+                    Err(_) => Spare::Failed,
+                };
+            }
+            _ => {}
+        }
     }
 
     /// Installs a finished compaction: the rebuilt image (on the new snapshot) catches up on
@@ -968,7 +1085,7 @@ mod tests {
         }
         drop(engine);
         let logs = list_logs(dir.path()).unwrap();
-        assert_eq!(logs.len(), 1, "old segments are removed: {logs:?}");
+        assert!(logs.len() <= 2, "old segments are removed (a spare may follow): {logs:?}");
         assert!(logs[0] > 0, "the log was compacted at least once");
         let engine = Engine::<Numbers>::open(dir.path(), small_log()).unwrap();
         assert_eq!(numbers(&engine), (0..100).collect::<Vec<_>>());
@@ -1018,6 +1135,91 @@ mod tests {
         drop(engine);
         let engine = Engine::<Numbers>::open(dir.path(), FileStoreOptions::default()).unwrap();
         assert_eq!(numbers(&engine), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_spare_segment_is_prepared_in_the_background_and_taken_by_the_next_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let threshold = 64 << 10;
+        let options = FileStoreOptions::default().with_compact_min_log_bytes(threshold);
+        let engine = Engine::<Numbers>::open(dir.path(), options.clone()).unwrap();
+        let spare = dir.path().join(log_name(1));
+        let prepared = FILE_HEADER_LEN as u64 + threshold + PREALLOCATE_BYTES;
+        let mut value = 0;
+        while !spare.exists() {
+            push(&engine, value);
+            value += 1;
+            assert!(value < 100_000, "no spare was ever prepared");
+        }
+        // Wait for it to be complete, then write on until the rotation switches to it.
+        for _ in 0..500 {
+            if fs::metadata(&spare).unwrap().len() == prepared {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        while list_logs(dir.path()).unwrap().first() == Some(&0) {
+            push(&engine, value);
+            value += 1;
+        }
+        assert_eq!(
+            fs::metadata(&spare).unwrap().len(),
+            prepared,
+            "the rotation took the prepared segment as it was (no growth on the writer's path)"
+        );
+        drop(engine);
+        let engine = Engine::<Numbers>::open(dir.path(), options).unwrap();
+        assert_eq!(numbers(&engine), (0..value).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_torn_tail_before_a_spare_is_cut_off_and_the_spare_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::<Numbers>::open(dir.path(), FileStoreOptions::default()).unwrap();
+        push(&engine, 1);
+        push(&engine, 2);
+        drop(engine);
+        let live = dir.path().join(log_name(0));
+        let end = format::scan_log("log.0", &fs::read(&live).unwrap()).unwrap().valid_end;
+        OpenOptions::new().write(true).open(&live).unwrap().set_len(end - 3).unwrap();
+        create_segment(dir.path(), 1, 4096, true).unwrap();
+        let engine = Engine::<Numbers>::open(dir.path(), FileStoreOptions::default()).unwrap();
+        assert_eq!(numbers(&engine), vec![1], "the torn record is cut off, not corruption");
+        push(&engine, 3);
+        drop(engine);
+        assert_eq!(list_logs(dir.path()).unwrap(), vec![0, 1], "the spare is kept for later");
+        let engine = Engine::<Numbers>::open(dir.path(), FileStoreOptions::default()).unwrap();
+        assert_eq!(numbers(&engine), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_torn_tail_followed_by_records_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::<Numbers>::open(dir.path(), FileStoreOptions::default()).unwrap();
+        push(&engine, 1);
+        engine.compact().unwrap();
+        push(&engine, 2);
+        drop(engine);
+        // Damage the end of a segment that has a successor holding records.
+        write_atomically(dir.path(), &log_name(0), &[&format::file_header(FileKind::Log)], true)
+            .unwrap();
+        let first = dir.path().join(log_name(1));
+        let mut bytes = fs::read(&first).unwrap();
+        let end = format::scan_log("log.1", &bytes).unwrap().valid_end as usize;
+        bytes[end - 1] ^= 0xff;
+        fs::write(&first, &bytes).unwrap();
+        create_segment(dir.path(), 2, 0, true).unwrap();
+        let second = dir.path().join(log_name(2));
+        let frame = Engine::<Numbers>::open(tempfile::tempdir().unwrap().path(), small_log())
+            .unwrap()
+            .frame(&9)
+            .unwrap();
+        OpenOptions::new().append(true).open(&second).unwrap().write_all(&frame).unwrap();
+        let error = Engine::<Numbers>::open(dir.path(), FileStoreOptions::default()).unwrap_err();
+        assert!(
+            matches!(&error, StoreError::CorruptData { location, .. } if location.starts_with("log.1:")),
+            "{error}"
+        );
     }
 
     #[test]

@@ -255,7 +255,7 @@ fn view(dir: &Path) -> Result<StoreView, StoreError> {
     let recovered = engine::recover::<SessionState>(dir, None)?;
     let files = list_files(dir, Some((recovered.first_gen, &recovered.section_files)))?;
     let torn_tail = recovered.torn.then(|| TornTail {
-        file: engine::log_name(recovered.last_gen.unwrap_or(recovered.first_gen)),
+        file: engine::log_name(recovered.live_gen.unwrap_or(recovered.first_gen)),
         offset: recovered.log_len,
         len: recovered.log_alloc - recovered.log_len,
     });
@@ -400,9 +400,10 @@ fn verify_once(dir: &Path) -> Result<Verification, StoreError> {
     let chain =
         recovered.as_ref().ok().map(|found| (found.first_gen, found.section_files.as_slice()));
     let files = list_files(dir, chain)?;
-    // The live segment: the chain's last, or (when recovery failed) the newest.
+    // The live segment: the last holding records (spares follow it), or (when recovery
+    // failed) the newest.
     let live_segment = match &recovered {
-        Ok(found) => found.last_gen.map(engine::log_name),
+        Ok(found) => found.live_gen.map(engine::log_name),
         Err(_) => engine::list_logs(dir)?.last().copied().map(engine::log_name),
     };
 

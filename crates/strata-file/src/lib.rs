@@ -169,10 +169,15 @@
 //! - [`SyncPolicy::OsBuffered`] (tier `Inline`, reported honestly): no fsyncs; a write returns
 //!   once the log writer has written its record, so writes survive a process crash (they are
 //!   in the kernel's page cache) but not a power loss.
-//! - The log is **preallocated** with zeros, 1 MiB at a time, and records are written over
-//!   those zeros (`pwrite`), so a commit's `fdatasync` flushes data without a journal commit
-//!   for a changed file size each time. This is why a commit is faster than a raw
-//!   append + `fdatasync` loop.
+//! - The log is **preallocated** with zeros and records are written over those zeros
+//!   (`pwrite`), so a commit's `fdatasync` flushes data without a journal commit for a
+//!   changed file size each time. This is why a commit is faster than a raw
+//!   append + `fdatasync` loop. A store's first segment grows 1 MiB at a time; every later
+//!   one is a **spare**: once the live segment is half way to the compaction threshold, a
+//!   thread of its own creates the next segment, preallocated to the threshold plus 1 MiB
+//!   (temp file, fsync, rename, fsync directory), so the rotation that starts the next
+//!   compaction only opens it and the live segment never grows on the log writer's path
+//!   (both used to stall the commits queued behind them for a few milliseconds).
 //! - A failed log write or `fdatasync` makes the store refuse every later call (the image
 //!   already holds the record, and after a failed `fdatasync` the kernel may have dropped the
 //!   dirty pages, so the image can no longer be trusted); reopen it.
@@ -188,8 +193,11 @@
 //!   the middle of acknowledged data: [`StoreError::CorruptData`](strata_core::StoreError)
 //!   with `location = "<file>:<p>"`. Nothing is skipped, nothing is repaired.
 //! - Else the bytes from `p` on are a **torn tail** (an append interrupted by a crash, never
-//!   acknowledged) and are cut off before the store accepts writes again. Only the last
-//!   segment may have one; a sealed segment with a torn tail is corruption.
+//!   acknowledged) and are cut off before the store accepts writes again. Only the live
+//!   segment (the last one holding records) may have one; a sealed segment with a torn tail
+//!   is corruption. Empty segments after the live one are spares: the first is kept for the
+//!   next rotation (after an `fsync` of the directory, since a crash may have left its rename
+//!   unsynced), others are removed.
 //!
 //! A single damaged byte in the *last* record is indistinguishable from a torn append, so that
 //! record is discarded (the store opens at the previous acknowledged state); anywhere else,
@@ -206,8 +214,9 @@
 //! crash-safe at every step:
 //! 1. (log writer) every record written so far is already `fdatasync`ed (it syncs before it
 //!    looks at the threshold): `log.N` is sealed;
-//! 2. (log writer) create `log.N+1` (temp file, fsync, rename, fsync directory) and append
-//!    there from now on; then start the compaction thread and go on serving writes;
+//! 2. (log writer) switch to the spare `log.N+1` (created the same crash-safe way ahead of
+//!    time; created here only when no spare is ready) and append there from now on; then
+//!    start the compaction thread and go on serving writes;
 //! 3. (compaction thread) rebuild the image of the sealed segments from the files, exactly as
 //!    an open does (the snapshot, then `log.…` up to `log.N`; the live image is not touched
 //!    and no lock is taken), write the bodies it adds to `bodies.N+1` (see "Body file"),

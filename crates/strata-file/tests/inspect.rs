@@ -57,6 +57,13 @@ fn files_with(dir: &Path, role: FileRole) -> Vec<String> {
     view.files().iter().filter(|file| file.role == role).map(|file| file.name.clone()).collect()
 }
 
+/// The live log segment: the last one holding records (an empty spare may follow it).
+fn live_segment(dir: &Path) -> String {
+    let holds_records =
+        |name: &String| !record_offsets(&fs::read(dir.join(name)).unwrap()).is_empty();
+    files_with(dir, FileRole::Log).into_iter().rev().find(holds_records).unwrap()
+}
+
 /// Offsets of the records of log segment `bytes`.
 fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     let mut offsets = Vec::new();
@@ -114,7 +121,7 @@ fn viewing_and_verifying_write_nothing_even_where_an_open_would() {
     // What an open cleans up: a temporary file, and a torn tail (half a record's header after
     // the last record of the live segment).
     fs::write(dir.path().join("snapshot.tmp"), b"an interrupted compaction").unwrap();
-    let live = files_with(dir.path(), FileRole::Log).pop().unwrap();
+    let live = live_segment(dir.path());
     let live_path = dir.path().join(&live);
     let mut log = fs::read(&live_path).unwrap();
     let last = *record_offsets(&log).last().unwrap();
@@ -150,7 +157,7 @@ fn verify_names_the_file_and_offset_of_damage_in_a_log_record_the_snapshot_and_a
     };
 
     // Two log records, each in the middle of the live segment: both are named.
-    let live = files_with(pristine.path(), FileRole::Log).pop().unwrap();
+    let live = live_segment(pristine.path());
     let records = record_offsets(&fs::read(pristine.path().join(&live)).unwrap());
     assert!(records.len() >= 4, "{records:?}");
     let found = damaged(&|dir| {
