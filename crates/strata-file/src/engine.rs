@@ -8,7 +8,7 @@
 //! acknowledges only durable effects.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -425,11 +425,16 @@ pub(crate) fn recover<S: Image>(
         torn: false,
     };
     // Records are only ever appended to the live segment, so only it may end in a torn tail
-    // (an interrupted append), and every segment after it is an empty spare.
+    // (an interrupted append), and every segment after it is an empty spare. One buffer serves
+    // every segment (their records are applied before the next is read).
+    let mut bytes = Vec::new();
     for &generation in &chain {
         let name = log_name(generation);
         let path = dir.join(&name);
-        let bytes = fs::read(&path).map_err(io(format_args!("read {}", path.display())))?;
+        bytes.clear();
+        File::open(&path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .map_err(io(format_args!("read {}", path.display())))?;
         let scan = format::scan_log(&name, &bytes)?;
         let torn = !scan.zero_tail;
         if scan.records.is_empty() && !torn {

@@ -234,7 +234,7 @@ pub fn scan_log_all<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreEr
                 scan.valid_end = next as u64;
             }
             Err(error) => {
-                let Some(last_nonzero) = bytes[offset..].iter().rposition(|&b| b != 0) else {
+                let Some(last_nonzero) = last_nonzero(&bytes[offset..]) else {
                     break;
                 };
                 let search = offset + 1..=offset + last_nonzero;
@@ -253,6 +253,21 @@ pub fn scan_log_all<'a>(file: &str, bytes: &'a [u8]) -> Result<Scan<'a>, StoreEr
         }
     }
     Ok(scan)
+}
+
+/// The position of the last non-zero byte of `bytes`. A segment's tail is mostly
+/// preallocated zeros (up to the compaction threshold and a margin), so this runs over whole
+/// 16-byte words before it looks at bytes.
+fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(16);
+    let rest = words.remainder();
+    if let Some(at) = rest.iter().rposition(|&b| b != 0) {
+        return Some(bytes.len() - rest.len() + at);
+    }
+    let word =
+        words.rposition(|word| u128::from_ne_bytes(word.try_into().expect("16 bytes")) != 0)?;
+    let at = word * 16;
+    Some(at + bytes[at..at + 16].iter().rposition(|&b| b != 0).expect("a non-zero byte"))
 }
 
 /// Reads `len` bytes at `offset` of `file` (named `name`); a file ending first is corrupt
@@ -387,6 +402,21 @@ pub fn read_snapshot_record<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_nonzero_byte_is_found_in_words_and_in_the_remainder() {
+        assert_eq!(last_nonzero(&[]), None);
+        assert_eq!(last_nonzero(&[0; 100]), None);
+        for len in [1, 15, 16, 17, 33, 100] {
+            for at in 0..len {
+                let mut bytes = vec![0u8; len];
+                bytes[at] = 9;
+                assert_eq!(last_nonzero(&bytes), Some(at), "len {len}, byte {at}");
+                bytes[0] = 1;
+                assert_eq!(last_nonzero(&bytes), Some(at), "len {len}, byte {at} and 0");
+            }
+        }
+    }
 
     fn log_with(payloads: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
         let mut bytes = file_header(FileKind::Log).to_vec();
