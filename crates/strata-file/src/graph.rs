@@ -28,12 +28,13 @@ pub const ORDER_LEN: usize = 4;
 const FLAG_TOMBSTONED: u16 = 1;
 /// Entry flag: the node has a parent id (at `parent_offset` in the ids region).
 const FLAG_PARENT: u16 = 2;
-/// A batch read covers the span from its first to its last body in one read when they are in
-/// one file and the span is at most this many times the bytes wanted (plus
-/// [`READ_SPAN_SLACK`]); else one read per body.
-const READ_SPAN_FACTOR: u64 = 4;
-/// See [`READ_SPAN_FACTOR`].
-const READ_SPAN_SLACK: u64 = 64 * 1024;
+/// A batch read sorts its bodies by place and reads each run of them in one read: bodies of one
+/// file with at most this many bytes between neighbours share a run (the bytes between are
+/// read and skipped), so a path or graph written turn by turn costs a few reads, not one per
+/// node.
+const READ_RUN_GAP: u64 = 16 * 1024;
+/// No run reads more than this in one go.
+const READ_RUN_MAX: u64 = 4 << 20;
 
 /// Where a body is: body file generation, offset in that file, length, CRC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -376,29 +377,33 @@ impl GraphBase for GraphSection {
 
     fn nodes_at(&self, entries: &[usize]) -> Result<Vec<SessionNodeRecord>, StoreError> {
         let entries: Vec<Entry> = entries.iter().map(|&index| self.entry(index)).collect();
-        let one_file = entries.windows(2).all(|pair| pair[0].body.file == pair[1].body.file);
-        let start = entries.iter().map(|entry| entry.body.offset).min().unwrap_or(0);
-        let end = entries
-            .iter()
-            .map(|entry| entry.body.offset + u64::from(entry.body.len))
-            .max()
-            .unwrap_or(0);
-        let wanted: u64 = entries.iter().map(|entry| u64::from(entry.body.len)).sum();
-        match entries.first() {
-            Some(first)
-                if one_file && end - start <= wanted * READ_SPAN_FACTOR + READ_SPAN_SLACK =>
-            {
-                let bytes = self.bodies.read(first.body.file, start, (end - start) as usize)?;
-                entries.iter().map(|entry| self.decode(entry, &bytes, start)).collect()
+        let mut by_place: Vec<usize> = (0..entries.len()).collect();
+        by_place.sort_unstable_by_key(|&at| (entries[at].body.file, entries[at].body.offset));
+        let mut nodes: Vec<Option<SessionNodeRecord>> = vec![None; entries.len()];
+        let mut run_start = 0;
+        while run_start < by_place.len() {
+            let first = entries[by_place[run_start]].body;
+            let mut end = first.offset + u64::from(first.len);
+            let mut run_end = run_start + 1;
+            while let Some(&next) = by_place.get(run_end) {
+                let body = entries[next].body;
+                let next_end = body.offset + u64::from(body.len);
+                if body.file != first.file
+                    || body.offset > end + READ_RUN_GAP
+                    || next_end - first.offset > READ_RUN_MAX
+                {
+                    break;
+                }
+                end = end.max(next_end);
+                run_end += 1;
             }
-            _ => entries
-                .iter()
-                .map(|entry| {
-                    let body = entry.body;
-                    let bytes = self.bodies.read(body.file, body.offset, body.len as usize)?;
-                    self.decode(entry, &bytes, body.offset)
-                })
-                .collect(),
+            let bytes =
+                self.bodies.read(first.file, first.offset, (end - first.offset) as usize)?;
+            for &at in &by_place[run_start..run_end] {
+                nodes[at] = Some(self.decode(&entries[at], &bytes, first.offset)?);
+            }
+            run_start = run_end;
         }
+        Ok(nodes.into_iter().flatten().collect())
     }
 }
