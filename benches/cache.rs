@@ -7,7 +7,7 @@
 //!
 //! - `load_session_1k/*`: a `FullGraph` read of a 1k-node session: the bare file store as
 //!   commits left it (its graph is still in the in-memory log image: 1k nodes are far below
-//!   the 8 MiB compaction threshold), the same after compaction (the graph read from the
+//!   the 2 MiB compaction threshold), the same after compaction (the graph read from the
 //!   snapshot's section, as for any session whose log was compacted), and a cache hit.
 //! - `load_node/*`: the bare in-memory store's `load_node` and a cache hit over it (both
 //!   behind `Arc<dyn RuntimePersistence>`, as stacks are used), and the hit's overhead over

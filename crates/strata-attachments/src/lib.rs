@@ -73,30 +73,25 @@
 //!
 //! # Performance
 //!
-//! `cargo bench --bench attachments` (workspace root), one run on a shared 2-core VM with ext4
-//! and a busy disk (an fsync took 3–13 ms); ratios are raw time / store time from the
-//! interleaved medians the bench prints:
+//! `cargo bench --bench attachments` (workspace root), one run on the quiet 2-core VM with
+//! ext4; put ratios are raw time / store time from the interleaved medians the bench prints
+//! (the three puts in turn, 100 rounds, so drifting disk load hits all alike):
 //!
 //! | | file store | raw temp + fdatasync + rename | … + directory fsync |
 //! |---|---|---|---|
-//! | put 4 KiB | 13.8 ms | 8.0 ms (0.58×) | 12.9 ms (0.93×) |
-//! | put 1 MiB | 11.6 ms | 7.5 ms (0.65×) | 11.9 ms (1.03×) |
+//! | put 4 KiB | 0.53 ms | 0.35 ms (0.65×) | 0.49 ms (0.92×) |
+//! | put 1 MiB | 1.51 ms | 1.04 ms (0.69×) | 1.19 ms (0.79×) |
 //!
 //! The goal of 0.8× the raw rename is not met: that peer skips the directory fsync, so its
 //! rename can be lost on power failure; the store makes the new name durable before it
-//! acknowledges (as the contract requires) and is at parity with the durable peer. An earlier
-//! run on a quieter disk gave 0.73× / 0.77× (4 KiB) and 0.87× / 0.84× (1 MiB). Gets check the
-//! content hash: 4 KiB 40.8 µs vs a raw read's 39.2 µs (0.96×); 1 MiB 324 µs vs 135 µs (0.42×),
-//! the difference being BLAKE3 over the bytes. Sweeping 100 file-backend sessions holding 100k
-//! manifest rows (1 000 puts each in 10 stamped turns, 100 orphans): 359 ms as a dry run,
-//! 1.21 s for the real sweep (goal < 1 s: not met on this disk; the difference is fsyncs:
-//! moving 100 contents to the trash, removing their references, one manifest write per
-//! forgotten row; an instrumented run, `STRATA_BENCH_LOG=info cargo bench --bench attachments
-//! -- sweep_100k`, spent 0.65 s reading the manifests (opening the sessions replays their logs),
-//! 0.07 s deciding, 0.22 s on trash + re-check + purge, 0.39 s removing references and
-//! forgetting rows). Directory fsyncs of a batch run from several threads, since concurrent
-//! fsyncs share journal commits (256 sequential directory fsyncs took 0.8 s here, 16-way
-//! parallel 77 ms).
+//! acknowledges (as the contract requires) and is at 0.8–0.9× of the durable peer. Gets check
+//! the content hash: 4 KiB 26.6 µs vs a raw read's 20.8 µs (0.78×); 1 MiB 287 µs vs 110 µs
+//! (0.38×), the difference being BLAKE3 over the bytes. Sweeping 100 file-backend sessions
+//! holding 100k manifest rows (1 000 puts each in 10 stamped turns, 100 orphans): 155 ms as a
+//! dry run, 220 ms for the real sweep, which moves 100 contents to the trash, removes their
+//! references and forgets their rows (goal < 1 s: met; `STRATA_BENCH_LOG=info cargo bench
+//! --bench attachments -- sweep_100k` logs the time of each step). Directory fsyncs of a batch
+//! run from several threads, since concurrent fsyncs share journal commits.
 //!
 //! # Dependencies
 //!

@@ -149,68 +149,44 @@
 //! # Cost
 //!
 //! Measured with `cargo bench --bench layers` (criterion; the bench's docs describe each
-//! variant) on the in-memory store, in the same run as the bare store, on the 2-core
-//! development VM, otherwise idle. "Overhead" is the time per call minus the bare store's,
-//! measured back to back within each sample (samples where noise made the layered run faster
-//! count as zero, so the figures are conservative); nanoseconds per call.
+//! variant) on the in-memory store, in one run with the bare store, on the quiet 2-core
+//! development VM. "Overhead" is the time per call minus the bare store's, measured back to
+//! back within each sample and taken from the fastest of ten back-to-back rounds on each
+//! store (a round another process interrupted is not the fastest); nanoseconds per call.
 //!
-//! | variant | `load_node` | blind commit |
-//! |---|---|---|
-//! | bare store, time per call | 246 | 698 |
-//! | `PassThrough` (the shared machinery alone) | +13 | +37 |
-//! | tracing, no subscriber | +57 | +40 |
-//! | metrics, no recorder | +87 | +94 |
-//! | tracing + metrics (two layers), nothing installed | +145 | +215 |
-//! | tracing, subscriber with a `warn` filter (spans filtered out) | +60 | +46 |
-//! | metrics, Prometheus recorder | +125 | +205 |
-//! | tracing + metrics (two layers), both installed | +134 | +192 |
+//! | variant | `load_node` | blind commit | goal |
+//! |---|---|---|---|
+//! | bare store, time per call | 245 | 680 | |
+//! | `PassThrough` (the shared machinery alone) | +2 | +1 | |
+//! | tracing, no subscriber | +37 | +40 | < 60 |
+//! | metrics, no recorder | +83 | +102 | < 60 |
+//! | tracing + metrics (two layers), nothing installed | +153 | +147 | |
+//! | tracing, subscriber with a `warn` filter (spans filtered out) | +36 | +43 | < 400 |
+//! | metrics, Prometheus recorder | +129 | +163 | < 400 |
+//! | tracing + metrics (two layers), both installed | +130 | +149 | < 800 |
+//! | retry (3 attempts, no failure) | +23 | +31 | < 60 |
+//! | timeout (the call answers at once) | +0 | +1 | < 60 |
+//! | concurrency limit (a permit free) | +15 | +33 | < 60 |
+//! | circuit breaker (closed, clean window) | +28 | +42 | < 60 |
+//! | fault drills, nothing armed | +17 | +46 | < 60 |
+//! | retry + timeout + limit + breaker | +74 | +97 | < 250 |
 //!
-//! Single figures move by about ±20 ns between runs on this VM (an earlier run gave, in the
-//! same order: +13/+20, +36/+84, +93/+110, +121/+165, +50/+87, +144/+296, +127/+160).
-//! Against the goals: with a recorder and a filtering subscriber every layer stays well under
-//! 400 ns per call (at most ~300 ns, the metrics layer on a commit, which also counts the
-//! commit's figures). With nothing installed the tracing layer is at the 60 ns goal (36–57 ns
-//! on reads, 40–84 ns on commits) and the metrics layer is not (87–110 ns): it still reads
-//! the monotonic clock twice (~50 ns) and updates its no-op handles, because the `metrics`
-//! facade does not tell whether a recorder is installed. The shared machinery costs 13–37 ns:
-//! a layer calls its inner store through `Serve` directly, with no boxed future and no
-//! argument conversion, a `Request` is 80 bytes (its large arguments boxed), and the layers'
-//! call future pins the inner call in place.
+//! Single figures move by about ±20 ns between runs. Every layer but metrics-without-recorder
+//! meets its goal. With nothing installed the metrics layer still reads the monotonic clock
+//! twice (~50 ns) and updates its no-op handles, because the `metrics` facade does not tell
+//! whether a recorder is installed. The shared machinery costs a few ns: a layer calls its
+//! inner store through `Serve` directly, with no boxed future and no argument conversion, a
+//! `Request` is small (its commit, metadata and draft behind an `Arc`), and the layers' call
+//! future pins the inner call in place.
 //!
 //! What keeps the layers' own part small: handles are built once per (operation, outcome) and
 //! indexed by [`Operation::index`](strata_core::Operation::index); span fields and figures
 //! are computed only when the span is enabled; no allocation per call, except for an enabled
-//! span or a commit's figures.
+//! span or a commit's figures. Retry keeps each request for a possible next attempt by
+//! cloning a pointer, not the commit (it cost ~100 ns per commit while `Request` boxed the
+//! commit and retry had to copy it).
 //!
-//! ## The policy layers
-//!
-//! The happy path (nothing fails, nothing waits), from one later run of the same command on
-//! the same VM, shared with other builds at the time; the bench then took each sample's
-//! overhead from the fastest of ten back-to-back rounds on each store (a round another
-//! process interrupted is not the fastest). After the slash, a second run of the policy
-//! groups. Nanoseconds per call:
-//!
-//! | variant | `load_node` | blind commit |
-//! |---|---|---|
-//! | bare store, time per call (loaded VM) | 399 / 388 | 979 / 958 |
-//! | `PassThrough` | +2 | +7 |
-//! | retry | +36 / +22 | +111 / +98 |
-//! | timeout | +2 / +0 | +5 / +15 |
-//! | concurrency limit | +23 / +17 | +39 / +47 |
-//! | circuit breaker | +31 / +32 | +35 / +19 |
-//! | fault drills, nothing armed | +20 / +18 | +51 / +38 |
-//! | retry + timeout + limit + breaker | +127 / +84 | +243 / +387 |
-//!
-//! Against the goals (each layer < 60 ns, the four together < 250 ns): met on reads; on
-//! commits every layer but retry is under 60 ns, and the stack is at or over 250 ns. The
-//! reason is retry's copy of the request before the first attempt (~100 ns here: the commit
-//! in its `Box` and its strings, three allocations for this blind commit, more for a commit
-//! carrying nodes); any retry layer must keep the request to send it again. Strata's backends
-//! plan a commit from a reference, so a `Request` carrying the commit by shared reference
-//! (`Arc`, or borrowed from the retry layer) would make that copy free; it is a change to
-//! `strata_core::Request` and every place that builds one, not made here.
-//!
-//! What keeps the rest small: the timeout polls the call once before it starts a timer (a call
+//! In the policy layers, the timeout polls the call once before it starts a timer (a call
 //! answered at once costs no timer and no clock read); the limiter takes its permits with
 //! `try_acquire` and boxes only the waiting path; a closed breaker with a window full of
 //! successes lets a call through and records its success with a few atomic loads, no lock;
@@ -220,32 +196,28 @@
 //! ## The cache layer
 //!
 //! Measured with `cargo bench --bench cache` (criterion, one run; the bench's docs describe
-//! the session shape: stamped two-node turns, ~740-byte JSON payloads) on the 2-core
-//! development VM, **under load** (load average ~7 from other builds: single figures move by
-//! ±30 % between runs, fdatasync latencies by far more).
+//! the session shape: stamped two-node turns, ~740-byte JSON payloads) on the quiet 2-core
+//! development VM.
 //!
 //! | measurement | result | goal |
 //! |---|---|---|
-//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (graph in its in-memory log image) | 236 µs vs 298 µs: 1.26× faster | ≥ 20× |
-//! | … vs the same session compacted (graph read from the snapshot's section) | 236 µs vs 610 µs: 2.6× faster | |
-//! | `load_node`: hit vs the bare in-memory store | 386 ns vs 388 ns; back to back within each sample +134 ns: 1.35× | ≤ 1.5× |
-//! | a turn (stamped commit + reload of the ~1k-node head path), fdatasync per commit | 3.88 ms vs 3.89 ms | (reported) |
-//! | … without fdatasync (`SyncPolicy::OsBuffered`) | 571 µs vs 966 µs: 1 750 vs 1 035 turns/s, 1.69× | (reported) |
-//! | … without fdatasync, on a compacted session | 502 µs vs 661 µs: 1.32× | (reported) |
+//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (graph in its in-memory log image) | 142 µs vs 153 µs: 1.08× faster | ≥ 20× |
+//! | … vs the same session compacted (graph read from the snapshot's section) | 142 µs vs 426 µs: 3.0× faster | |
+//! | `load_node`: hit vs the bare in-memory store | 378 ns vs 290 ns; back to back within each sample +88 ns: 1.30× | ≤ 1.5× |
+//! | a turn (stamped commit + reload of the ~1k-node head path), fdatasync per commit | 439 µs vs 826 µs: 1.88× | (reported) |
+//! | … without fdatasync (`SyncPolicy::OsBuffered`) | 281 µs vs 684 µs: 2.44× | (reported) |
+//! | … without fdatasync, on a compacted session | 267 µs vs 704 µs: 2.64× | (reported) |
 //! | hit rate of those reloads | 99.7 % (one miss in 300 turns: the first) | |
 //!
 //! The 20× goal for full-graph hits is out of reach with the trait's owned return types: a
 //! hit must clone every record it returns (four strings per node here, payloads shared), and
-//! that clone is most of what the file store does when it answers from memory (an earlier run
-//! of the same bench, under heavier load, measured 264 vs 370 µs; another, with the hit after
-//! the compacted reads, 242 vs 159 µs). A core change making graphs cheap to share
-//! (`SessionGraph::nodes` as `Arc<[SessionNodeRecord]>`, or ids as `Arc<str>`) would make a
-//! hit O(1). A `load_node` hit costs moka's lookup (a clock read and the read recorded for its
-//! eviction policy) on top of the record's clone; the layer's own part is a generation check
-//! and no allocation. With fdatasync on, a turn is the commit's sync, which this busy VM
-//! stretched from ~0.15 ms to ~3.5 ms; without it, the cache takes the reload out of the turn
-//! (one miss in 300) and its write-through shares the path's unchanged nodes instead of
-//! copying them.
+//! that clone is most of what the file store does when it answers from memory. A core change
+//! making graphs cheap to share (`SessionGraph::nodes` as `Arc<[SessionNodeRecord]>`, or ids
+//! as `Arc<str>`) would make a hit O(1). A `load_node` hit costs moka's lookup (a clock read
+//! and the read recorded for its eviction policy) on top of the record's clone; the layer's
+//! own part is a generation check and no allocation. In a turn, the cache takes the reload
+//! out of the turn (one miss in 300) and its write-through shares the path's unchanged nodes
+//! instead of copying them.
 //!
 //! # Features and dependencies
 //!
