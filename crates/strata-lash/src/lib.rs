@@ -94,22 +94,22 @@
 //! # Performance
 //!
 //! `cargo bench --bench lash` (workspace root), on a 20k-node session written by 5,000
-//! ordinary stamped commits, as the lash runtime calls each store; one run on the shared
-//! 2-core development VM (figures move by up to 2× between runs there):
+//! ordinary stamped commits, as the lash runtime calls each store; quiet 2-core development
+//! VM:
 //!
 //! | measurement | file store via `ForLash` | lash-sqlite-store | ratio | goal |
 //! |---|---|---|---|---|
-//! | durable commit (4 nodes, usage, stamp, CAS) | 1.50 ms (p50 140 µs, max 1.66 ms) | 15.6 ms (p50 7.44 ms, max 24.7 ms) | 10.4× | ≥ 5× |
-//! | `FullGraph`, 20k nodes | 47.1 ms | 72.7 ms | 1.54× | ≥ 3× (missed: decode-bound) |
-//! | `ActivePath`, 1k of 20k nodes | 1.30 ms | 8.00 ms | 6.1× | ≥ 3× |
-//! | `load_node` | 3.31 µs | 73.6 µs | 22× | ≥ 3× |
-//! | reopen + `ActivePath` | 15.1 ms | 7.01 ms | 0.46× | (reported) |
+//! | durable commit (4 nodes, usage, stamp, CAS) | 297 µs (p50 178 µs, max 4.7 ms) | 8.59 ms (p50 6.70 ms, max 15.2 ms) | 28.9× | ≥ 5× |
+//! | `FullGraph`, 20k nodes | 39.1 ms | 63.5 ms | 1.62× | ≥ 3× (missed: decode-bound) |
+//! | `ActivePath`, 1k of 20k nodes | 1.17 ms | 6.36 ms | 5.4× | ≥ 3× |
+//! | `load_node` | 3.77 µs | 67.6 µs | 17.9× | ≥ 3× |
+//! | reopen + `ActivePath` | 5.38 ms | 7.30 ms | 1.36× | (reported) |
 //!
-//! The bridge's own cost per call is the mapping (about 1.3 µs to encode and 2 µs to decode a
-//! node) and one boxed future: `load_node` through `ForLash` costs 3.44 µs against the bare
-//! file store's 0.89 µs. Reads of [`mapping::LARGE_READ_NODES`] nodes or more are decoded on
+//! The bridge's own cost per call is the mapping (about 0.65 µs to encode and 1 µs to decode
+//! a node) and one boxed future: `load_node` through `ForLash` costs 1.81 µs against the bare
+//! file store's 0.46 µs. Reads of [`mapping::LARGE_READ_NODES`] nodes or more are decoded on
 //! the blocking pool, off the executor. The README's section "Against lash's SQLite store"
-//! has every figure, the commands and what limits `FullGraph` and reopen.
+//! has every figure, the commands and what limits `FullGraph`.
 //!
 //! # Pinned version
 //!
