@@ -126,6 +126,11 @@ fn sqlite_expected_failures() -> BTreeMap<&'static str, &'static str> {
         .collect()
 }
 
+/// A check that sees lash's in-memory store's stale `FullGraph` leaf only when a reader runs
+/// between two of the writer's commits, which the scheduler decides: it may pass or fail (the
+/// deterministic `graph::full_graph_insertion_order_and_head_leaf` always shows the fault).
+const RACED_HEAD_LEAF_CHECK: &str = "concurrency::reads_never_see_a_torn_commit";
+
 /// The checks lash's in-memory store fails through the bridge, with the reason.
 fn memory_expected_failures() -> BTreeMap<&'static str, &'static str> {
     shared_failures()
@@ -133,7 +138,7 @@ fn memory_expected_failures() -> BTreeMap<&'static str, &'static str> {
         .chain(DUPLICATE_ID_CHECKS.map(|check| (check, DUPLICATES_APPENDED)))
         .chain([
             ("graph::full_graph_insertion_order_and_head_leaf", HEAD_LEAF),
-            ("concurrency::reads_never_see_a_torn_commit", HEAD_LEAF),
+            (RACED_HEAD_LEAF_CHECK, HEAD_LEAF),
             ("gc::deletes_exactly_the_unreachable_blobs", NO_BLOBS),
             ("queue::per_session_isolation_and_order", JOIN_ACROSS_SESSIONS),
             ("queue::completion_of_a_subset_rejected", SUBSET_COMPLETION),
@@ -144,10 +149,12 @@ fn memory_expected_failures() -> BTreeMap<&'static str, &'static str> {
 }
 
 /// Runs Strata's suite over the stores `make` opens and compares the failed checks with
-/// `expected` (skipped when a check filter is set: a filtered run has no whole list).
+/// `expected`, where a check named in `raced` may also pass (skipped when a check filter is
+/// set: a filtered run has no whole list).
 async fn assert_fails_exactly<F, Fut>(
     options: SuiteOptions,
     expected: BTreeMap<&'static str, &'static str>,
+    raced: &[&str],
     make: F,
 ) where
     F: Fn(StoreContext) -> Fut + Send + Sync + 'static,
@@ -159,7 +166,10 @@ async fn assert_fails_exactly<F, Fut>(
     }
     let mut observed: Vec<&str> = report.failures().iter().map(|failure| failure.check).collect();
     observed.sort_unstable();
-    if observed != expected.keys().copied().collect::<Vec<_>>() {
+    let settled = |checks: Vec<&'static str>| -> Vec<&'static str> {
+        checks.into_iter().filter(|check| !raced.contains(check)).collect()
+    };
+    if settled(observed) != settled(expected.keys().copied().collect()) {
         let listed: String =
             expected.iter().map(|(check, reason)| format!("  {check}: {reason}\n")).collect();
         panic!("the failing checks changed; expected, each with its reason:\n{listed}{report}");
@@ -174,7 +184,8 @@ async fn lash_memory_store_fails_exactly_the_documented_checks() {
         manifest: ManifestSupport::Noop,
         reopenable: false,
     };
-    assert_fails_exactly(options, memory_expected_failures(), |_context| async move {
+    let raced = [RACED_HEAD_LEAF_CHECK];
+    assert_fails_exactly(options, memory_expected_failures(), &raced, |_context| async move {
         let store = lash_core::InMemorySessionStore::default();
         Arc::new(FromLash::new(Arc::new(store))) as Arc<dyn RuntimePersistence>
     })
@@ -188,7 +199,7 @@ async fn sqlite_store_fails_exactly_the_documented_checks() {
         manifest: ManifestSupport::Real,
         reopenable: true,
     };
-    assert_fails_exactly(options, sqlite_expected_failures(), |context| async move {
+    assert_fails_exactly(options, sqlite_expected_failures(), &[], |context| async move {
         let path = context.dir.join("session.db");
         let store = lash_sqlite_store::Store::open(&path).await.expect("open lash-sqlite-store");
         Arc::new(FromLash::new(Arc::new(store))) as Arc<dyn RuntimePersistence>
