@@ -180,17 +180,6 @@ fn list(dir: &Path) -> Result<Vec<(u32, PathBuf)>, StoreError> {
     Ok(found)
 }
 
-/// Deletes the body files of `dir` whose generation is not in `keep`.
-pub fn remove_unused(dir: &Path, keep: &[u32]) -> Result<(), StoreError> {
-    for (generation, path) in list(dir)? {
-        if !keep.contains(&generation) {
-            fs::remove_file(&path)
-                .map_err(|error| StoreError::io(format!("remove {}", path.display()), error))?;
-        }
-    }
-    Ok(())
-}
-
 /// A body file being written by a compaction: bodies are appended in order, then the file is
 /// made durable and renamed into place.
 pub struct NewBodies {

@@ -162,9 +162,10 @@ struct LogWriter<S> {
     /// The compaction running in the background, if any: it rebuilds the image of the sealed
     /// segments, writes the snapshot, and returns the image opened on it.
     compaction: Option<JoinHandle<Result<S, StoreError>>>,
-    /// While a compaction runs: the records written since its rotation, to replay onto the
-    /// image it returns.
-    since_rotation: Option<Vec<Vec<u8>>>,
+    /// While a compaction runs: the records written since its rotation and not yet replayed
+    /// onto the image it rebuilds (its thread replays most of them, the installation the
+    /// rest).
+    since_rotation: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
     /// Why a write or sync failed, once one did: nothing more is written.
     failure: Option<String>,
     _lock: File,
@@ -755,8 +756,8 @@ impl<S: Image> LogWriter<S> {
                     Ok(()) => self.written = seq,
                     Err(reason) => self.failure = Some(reason),
                 }
-                if let Some(frames) = &mut self.since_rotation {
-                    frames.push(frame);
+                if let Some(frames) = &self.since_rotation {
+                    lock(frames).push(frame);
                 }
             }
             Job::Compact(reply) => self.replies.push(reply),
@@ -840,18 +841,20 @@ impl<S: Image> LogWriter<S> {
         // A compaction someone asked for (`vacuum`, `compact`) rewrites every body, so that
         // the space of removed data comes back.
         let full = !replies.is_empty();
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let since_rotation = frames.clone();
         let work = move || {
             let outcome = compact_sealed::<S>(&dir, sealed, full, sync);
             let answer = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
             replies.into_iter().for_each(|reply| reply(answer.clone()));
-            outcome
+            catch_up(outcome?, &since_rotation)
         };
         // Without a thread to be had, the callers that asked see their reply dropped (an
         // error); the size trigger tries again after a later write.
         let thread = std::thread::Builder::new().name("strata-file-compact".into()).spawn(work);
         if let Ok(thread) = thread {
             self.compaction = Some(thread);
-            self.since_rotation = Some(Vec::new());
+            self.since_rotation = Some(frames);
         }
     }
 
@@ -911,38 +914,65 @@ impl<S: Image> LogWriter<S> {
         }
     }
 
-    /// Installs a finished compaction: the rebuilt image (on the new snapshot) catches up on
-    /// the records written since the rotation, most of them outside the image lock and the
-    /// last few under it, and replaces the live image. The live image stays as it is when the
-    /// compaction failed (it is still right; the next trigger tries again) or the store is
-    /// poisoned.
+    /// Installs a finished compaction: the rebuilt image (on the new snapshot), which its
+    /// thread has caught up on nearly every record written since the rotation, replays the
+    /// last few under the image lock and replaces the live image; the replaced image is
+    /// dropped on a thread of its own. The live image stays as it is when the compaction
+    /// failed (it is still right; the next trigger tries again) or the store is poisoned.
     fn install(&mut self) {
         let Some(thread) = self.compaction.take() else { return };
         let rebuilt = thread
             .join()
             .unwrap_or_else(|_| Err(StoreError::Backend("the compaction thread panicked".into())));
-        let mut frames = self.since_rotation.take().unwrap_or_default();
-        let Ok(mut state) = rebuilt else { return };
-        if replay(&mut state, &frames).is_err() {
+        let Ok(mut state) = rebuilt else {
+            self.since_rotation = None;
             return;
-        }
-        let replayed = frames.len();
+        };
         let shared = self.shared.clone();
         let mut image = lock(&shared.image);
         // Records queued before the lock was taken are in the live image: write them, and
         // replay them onto the rebuilt one too.
-        self.since_rotation = Some(Vec::new());
         while let Ok(job) = self.jobs.try_recv() {
             self.take(job);
         }
-        frames.extend(self.since_rotation.take().unwrap_or_default());
-        if image.poisoned.is_none() && replay(&mut state, &frames[replayed..]).is_ok() {
-            image.state = state;
-        }
+        let rest = self.since_rotation.take().map(|frames| std::mem::take(&mut *lock(&frames)));
+        let replaced = (image.poisoned.is_none()
+            && replay(&mut state, &rest.unwrap_or_default()).is_ok())
+        .then(|| std::mem::replace(&mut image.state, state));
         drop(image);
         self.settle();
+        if let Some(replaced) = replaced {
+            // Freeing a large image takes milliseconds that the log writer does not wait for
+            // (dropped here when no thread can be had).
+            let _ = std::thread::Builder::new()
+                .name("strata-file-free".into())
+                .spawn(move || drop(replaced));
+        }
     }
 }
+
+/// On the compaction thread, once the snapshot is durable: replays onto `state` the records
+/// the log writer has written since the rotation (taking them from `frames` in batches) until
+/// only a few are left, so that the installation replays those few on the log writer. Gives
+/// up after [`CATCH_UP_ROUNDS`] batches, should writes outpace the replay.
+fn catch_up<S: Image>(mut state: S, frames: &Mutex<Vec<Vec<u8>>>) -> Result<S, StoreError> {
+    for _ in 0..CATCH_UP_ROUNDS {
+        let batch = {
+            let mut frames = lock(frames);
+            if frames.len() <= CATCH_UP_LEFT {
+                break;
+            }
+            std::mem::take(&mut *frames)
+        };
+        replay(&mut state, &batch)?;
+    }
+    Ok(state)
+}
+
+/// Batches [`catch_up`] replays at most.
+const CATCH_UP_ROUNDS: usize = 8;
+/// Records a compaction thread leaves for the installation to replay.
+const CATCH_UP_LEFT: usize = 16;
 
 /// How often the log writer looks in on a running compaction while no write arrives.
 const COMPACTION_POLL: Duration = Duration::from_millis(5);
