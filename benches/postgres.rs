@@ -26,11 +26,12 @@ use strata::file::{FileStore, FileStoreOptions};
 use strata::postgres::{PostgresConfig, PostgresStore, PostgresStoreFactory};
 use strata::{
     Bytes, DeliveryPolicy, GraphCommitDelta, MergeKey, QueuedWorkBatchDraft,
-    QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence, RuntimeTurnCommitStamp,
-    SessionNodeRecord, SessionReadScope, SlotPolicy, TokenLedgerEntry, TokenUsage,
-    commit_semantic_hash,
+    QueuedWorkClaimBoundary, RuntimeCommit, RuntimePersistence, SessionNodeRecord,
+    SessionReadScope, SlotPolicy,
 };
 use tokio::runtime::Runtime;
+
+mod support;
 
 const SESSIONS: usize = 16;
 const WORKERS: usize = 8;
@@ -117,18 +118,9 @@ fn stamped(session: &str, turn: u64, nodes: Vec<SessionNodeRecord>) -> RuntimeCo
     let mut commit = RuntimeCommit {
         session_id: session.to_owned(),
         graph: GraphCommitDelta::Append { nodes, leaf_node_id: leaf },
-        usage_deltas: vec![TokenLedgerEntry {
-            source: "agent".into(),
-            model: "model".into(),
-            usage: TokenUsage { input_tokens: 900, output_tokens: 120, ..Default::default() },
-        }],
         ..Default::default()
     };
-    commit.turn_commit = Some(RuntimeTurnCommitStamp {
-        session_id: session.to_owned(),
-        turn_id: format!("turn-{turn}"),
-        turn_commit_hash: commit_semantic_hash(&commit),
-    });
+    support::add_usage_and_stamp(&mut commit, turn);
     commit
 }
 

@@ -78,17 +78,23 @@ pub fn realistic_commit(session: &str, turn: u64) -> RuntimeCommit {
             nodes,
             leaf_node_id: Some(id(turn, NODES_PER_COMMIT - 1)),
         },
-        usage_deltas: vec![TokenLedgerEntry {
-            source: "agent".into(),
-            model: "m-large".into(),
-            usage: TokenUsage { input_tokens: 1200, output_tokens: 300, ..Default::default() },
-        }],
         ..Default::default()
     };
-    commit.turn_commit = Some(RuntimeTurnCommitStamp {
-        session_id: session.to_owned(),
-        turn_id: format!("turn-{turn}"),
-        turn_commit_hash: commit_semantic_hash(&commit),
-    });
+    add_usage_and_stamp(&mut commit, turn);
     commit
+}
+
+/// Adds a turn's usage row and its turn stamp (`turn-<turn>`, hashed with
+/// `commit_semantic_hash` over the rest of the commit) to `commit`.
+pub fn add_usage_and_stamp(commit: &mut RuntimeCommit, turn: u64) {
+    commit.usage_deltas.push(TokenLedgerEntry {
+        source: "agent".into(),
+        model: "m-large".into(),
+        usage: TokenUsage { input_tokens: 1200, output_tokens: 300, ..Default::default() },
+    });
+    commit.turn_commit = Some(RuntimeTurnCommitStamp {
+        session_id: commit.session_id.clone(),
+        turn_id: format!("turn-{turn}"),
+        turn_commit_hash: commit_semantic_hash(commit),
+    });
 }
