@@ -6,9 +6,10 @@
 //! commit, not compacted unless stated).
 //!
 //! - `load_session_1k/*`: a `FullGraph` read of a 1k-node session: the bare file store as
-//!   commits left it (its graph is still in the in-memory log image: 1k nodes are far below
-//!   the 2 MiB compaction threshold), the same after compaction (the graph read from the
-//!   snapshot's section, as for any session whose log was compacted), and a cache hit.
+//!   commits left it (most of its graph already in a snapshot's section: a session this small
+//!   compacts once its live log segment passes 256 KiB; the newest nodes in the in-memory
+//!   log image), the same after `compact()` (the whole graph read from the snapshot's
+//!   section), and a cache hit.
 //! - `load_node/*`: the bare in-memory store's `load_node` and a cache hit over it (both
 //!   behind `Arc<dyn RuntimePersistence>`, as stacks are used), and the hit's overhead over
 //!   the bare store measured back to back within each sample.
@@ -19,7 +20,7 @@
 //!   with the default fdatasync per commit, `os_buffered/` without it (so that the disk's
 //!   jitter does not drown the reads), on a session as commits left it and on one compacted
 //!   before the turns (`compacted_`: its older nodes read from the snapshot's section, as in
-//!   any session whose log reached the compaction threshold). The hit rate
+//!   any session past its compaction threshold). The hit rate
 //!   of the reloads is measured before the groups on 300 turns (store reads counted by the
 //!   testkit's fault layer under the cache) and printed as `session_turns hit rate ...`.
 //!

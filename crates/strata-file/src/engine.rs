@@ -161,7 +161,10 @@ struct LogWriter<S> {
     replies: Vec<Reply>,
     /// The compaction running in the background, if any: it rebuilds the image of the sealed
     /// segments, writes the snapshot, and returns the image opened on it.
-    compaction: Option<JoinHandle<Result<S, StoreError>>>,
+    compaction: Option<JoinHandle<Result<(S, u64), StoreError>>>,
+    /// The length of the snapshot the live image stands on (0 without one): it sets the
+    /// compaction threshold (see [`compaction_threshold`]).
+    snapshot_len: u64,
     /// While a compaction runs: the records written since its rotation and not yet replayed
     /// onto the image it rebuilds (its thread replays most of them, the installation the
     /// rest).
@@ -362,6 +365,8 @@ pub(crate) struct Recovered<S> {
     pub(crate) state: S,
     /// The first segment of the chain (named by the snapshot); older ones are stale.
     pub(crate) first_gen: u64,
+    /// The snapshot file's length (0 without one).
+    pub(crate) snapshot_len: u64,
     /// The section files the snapshot uses; others are leftovers.
     pub(crate) section_files: Vec<String>,
     /// The live segment: the last one of the chain holding a record (or a torn tail), or
@@ -389,11 +394,13 @@ pub(crate) fn recover<S: Image>(
 ) -> Result<Recovered<S>, StoreError> {
     let mut state = S::default();
     let mut first_gen = 0;
+    let mut snapshot_len = 0;
     let snapshot_path = dir.join(SNAPSHOT_FILE);
     let has_snapshot = snapshot_path.exists();
     let mut section_files = Vec::new();
     if has_snapshot {
-        let (image, sections, _) = read_snapshot::<S>(dir)?;
+        let (image, sections, len) = read_snapshot::<S>(dir)?;
+        snapshot_len = len;
         section_files = S::section_files(&sections);
         state = image.state;
         state.attach_sections(sections);
@@ -418,6 +425,7 @@ pub(crate) fn recover<S: Image>(
     let mut recovered = Recovered {
         state,
         first_gen,
+        snapshot_len,
         section_files,
         live_gen: chain.first().copied(),
         spares: Vec::new(),
@@ -482,6 +490,7 @@ impl<S: Image> Engine<S> {
         let Recovered {
             state,
             first_gen,
+            snapshot_len,
             section_files,
             live_gen,
             spares,
@@ -536,6 +545,7 @@ impl<S: Image> Engine<S> {
             written: 0,
             replies: Vec::new(),
             compaction: None,
+            snapshot_len,
             since_rotation: None,
             failure: None,
             _lock: lock_file,
@@ -816,7 +826,12 @@ impl<S: Image> LogWriter<S> {
 
     /// True when the live segment has outgrown the compaction threshold.
     fn log_is_long(&self) -> bool {
-        self.log_len > self.shared.options.compact_min_log_bytes
+        self.log_len > self.compaction_threshold()
+    }
+
+    /// See [`compaction_threshold`].
+    fn compaction_threshold(&self) -> u64 {
+        compaction_threshold(self.shared.options.compact_min_log_bytes, self.snapshot_len)
     }
 
     /// Compaction steps 1–2, on this thread: seals the live segment `log.N` (everything
@@ -847,7 +862,8 @@ impl<S: Image> LogWriter<S> {
             let outcome = compact_sealed::<S>(&dir, sealed, full, sync);
             let answer = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
             replies.into_iter().for_each(|reply| reply(answer.clone()));
-            catch_up(outcome?, &since_rotation)
+            let (state, snapshot_len) = outcome?;
+            Ok((catch_up(state, &since_rotation)?, snapshot_len))
         };
         // Without a thread to be had, the callers that asked see their reply dropped (an
         // error); the size trigger tries again after a later write.
@@ -896,10 +912,10 @@ impl<S: Image> LogWriter<S> {
                     self.spare = Spare::Ready;
                 }
             }
-            Spare::Missing if self.log_len > self.shared.options.compact_min_log_bytes / 2 => {
+            Spare::Missing if self.log_len > self.compaction_threshold() / 2 => {
                 let dir = self.shared.dir.clone();
                 let generation = self.log_gen + 1;
-                let preallocate = self.shared.options.compact_min_log_bytes + PREALLOCATE_BYTES;
+                let preallocate = self.compaction_threshold() + PREALLOCATE_BYTES;
                 let sync = self.shared.options.sync.syncs();
                 let work = move || create_segment(&dir, generation, preallocate, sync);
                 self.spare = match std::thread::Builder::new()
@@ -924,10 +940,11 @@ impl<S: Image> LogWriter<S> {
         let rebuilt = thread
             .join()
             .unwrap_or_else(|_| Err(StoreError::Backend("the compaction thread panicked".into())));
-        let Ok(mut state) = rebuilt else {
+        let Ok((mut state, snapshot_len)) = rebuilt else {
             self.since_rotation = None;
             return;
         };
+        self.snapshot_len = snapshot_len;
         let shared = self.shared.clone();
         let mut image = lock(&shared.image);
         // Records queued before the lock was taken are in the live image: write them, and
@@ -997,7 +1014,7 @@ fn compact_sealed<S: Image>(
     sealed: u64,
     full: bool,
     sync: bool,
-) -> Result<S, StoreError> {
+) -> Result<(S, u64), StoreError> {
     let state = recover::<S>(dir, Some(sealed))?.state;
     let first_gen = sealed + 1;
     let sections = state.seal_sections(dir, first_gen, full, sync)?;
@@ -1005,12 +1022,24 @@ fn compact_sealed<S: Image>(
     drop(state);
     write_snapshot(dir, &sections, &encoded, first_gen, sync)?;
     drop((sections, encoded));
-    let (image, sections, _) = read_snapshot::<S>(dir)?;
+    let (image, sections, snapshot_len) = read_snapshot::<S>(dir)?;
     remove_unused_section_files::<S>(dir, &S::section_files(&sections))?;
     let mut state = image.state;
     state.attach_sections(sections);
-    Ok(state)
+    Ok((state, snapshot_len))
 }
+
+/// The size of the live segment that starts a compaction: half the snapshot's size, within
+/// [`MIN_COMPACTION_THRESHOLD`] and `cap` ([`FileStoreOptions::compact_min_log_bytes`]). A
+/// small session thus compacts sooner and its open replays little, while the snapshot tables
+/// a compaction rewrites stay at most about twice the log written between two of them; a
+/// large session's replay stays bounded by `cap`.
+fn compaction_threshold(cap: u64, snapshot_len: u64) -> u64 {
+    (snapshot_len / 2).clamp(MIN_COMPACTION_THRESHOLD.min(cap), cap)
+}
+
+/// The smallest compaction threshold [`compaction_threshold`] sets (unless the cap is lower).
+const MIN_COMPACTION_THRESHOLD: u64 = 256 << 10;
 
 /// Deletes the section files of `dir` not named in `keep` (leftovers of a compaction that
 /// did not finish, or files a newer snapshot no longer uses).
@@ -1109,6 +1138,15 @@ mod tests {
 
     fn small_log() -> FileStoreOptions {
         FileStoreOptions::default().with_compact_min_log_bytes(256)
+    }
+
+    #[test]
+    fn the_compaction_threshold_is_half_the_snapshot_within_the_floor_and_the_cap() {
+        let cap = 2 << 20;
+        assert_eq!(compaction_threshold(cap, 0), MIN_COMPACTION_THRESHOLD, "no snapshot yet");
+        assert_eq!(compaction_threshold(cap, 1 << 20), 512 << 10, "a small session");
+        assert_eq!(compaction_threshold(cap, 64 << 20), cap, "a large session");
+        assert_eq!(compaction_threshold(4 << 10, 0), 4 << 10, "a cap below the floor wins");
     }
 
     #[test]

@@ -99,11 +99,11 @@
 //!
 //! | measurement | file store via `ForLash` | lash-sqlite-store | ratio | goal |
 //! |---|---|---|---|---|
-//! | durable commit (4 nodes, usage, stamp, CAS) | 297 µs (p50 178 µs, max 4.7 ms) | 8.59 ms (p50 6.70 ms, max 15.2 ms) | 28.9× | ≥ 5× |
-//! | `FullGraph`, 20k nodes | 39.1 ms | 63.5 ms | 1.62× | ≥ 3× (missed: decode-bound) |
-//! | `ActivePath`, 1k of 20k nodes | 1.17 ms | 6.36 ms | 5.4× | ≥ 3× |
-//! | `load_node` | 3.77 µs | 67.6 µs | 17.9× | ≥ 3× |
-//! | reopen + `ActivePath` | 5.38 ms | 7.30 ms | 1.36× | (reported) |
+//! | durable commit (4 nodes, usage, stamp, CAS) | 242 µs (p50 188 µs, max 2.66 ms) | 8.44 ms (p50 6.00 ms, max 14.4 ms) | 34.9× | ≥ 5× |
+//! | `FullGraph`, 20k nodes | 41.1 ms | 63.7 ms | 1.55× | ≥ 3× (missed: decode-bound) |
+//! | `ActivePath`, 1k of 20k nodes | 1.35 ms | 6.14 ms | 4.55× | ≥ 3× |
+//! | `load_node` | 3.76 µs | 73.2 µs | 19.5× | ≥ 3× |
+//! | reopen + `ActivePath` | 4.05 ms | 7.43 ms | 1.83× | (reported) |
 //!
 //! The bridge's own cost per call is the mapping (about 0.65 µs to encode and 1 µs to decode
 //! a node) and one boxed future: `load_node` through `ForLash` costs 1.81 µs against the bare

@@ -201,19 +201,19 @@
 //!
 //! | measurement | result | goal |
 //! |---|---|---|
-//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (graph in its in-memory log image) | 142 µs vs 153 µs: 1.08× faster | ≥ 20× |
-//! | … vs the same session compacted (graph read from the snapshot's section) | 142 µs vs 426 µs: 3.0× faster | |
-//! | `load_node`: hit vs the bare in-memory store | 378 ns vs 290 ns; back to back within each sample +88 ns: 1.30× | ≤ 1.5× |
-//! | a turn (stamped commit + reload of the ~1k-node head path), fdatasync per commit | 439 µs vs 826 µs: 1.88× | (reported) |
-//! | … without fdatasync (`SyncPolicy::OsBuffered`) | 281 µs vs 684 µs: 2.44× | (reported) |
-//! | … without fdatasync, on a compacted session | 267 µs vs 704 µs: 2.64× | (reported) |
+//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (most of the graph in a snapshot section, the newest nodes in the log image) | 140 µs vs 372 µs: 2.66× faster | ≥ 20× |
+//! | … vs the same session compacted (the whole graph read from the snapshot's section) | 140 µs vs 400 µs: 2.86× faster | |
+//! | `load_node`: hit vs the bare in-memory store | 398 ns vs 284 ns; back to back within each sample +99 ns: 1.35× | ≤ 1.5× |
+//! | a turn (stamped commit + reload of the ~1k-node head path), fdatasync per commit | 402 µs vs 827 µs: 2.06× | (reported) |
+//! | … without fdatasync (`SyncPolicy::OsBuffered`) | 263 µs vs 663 µs: 2.52× | (reported) |
+//! | … without fdatasync, on a compacted session | 268 µs vs 673 µs: 2.51× | (reported) |
 //! | hit rate of those reloads | 99.7 % (one miss in 300 turns: the first) | |
 //!
 //! The 20× goal for full-graph hits is out of reach with the trait's owned return types: a
 //! hit must clone every record it returns (four strings per node here, payloads shared), and
-//! that clone is most of what the file store does when it answers from memory. A core change
-//! making graphs cheap to share (`SessionGraph::nodes` as `Arc<[SessionNodeRecord]>`, or ids
-//! as `Arc<str>`) would make a hit O(1). A `load_node` hit costs moka's lookup (a clock read
+//! that clone costs about a third of what the file store spends reading and decoding the same
+//! graph. A core change making graphs cheap to share (`SessionGraph::nodes` as
+//! `Arc<[SessionNodeRecord]>`, or ids as `Arc<str>`) would make a hit O(1). A `load_node` hit costs moka's lookup (a clock read
 //! and the read recorded for its eviction policy) on top of the record's clone; the layer's
 //! own part is a generation check and no allocation. In a turn, the cache takes the reload
 //! out of the turn (one miss in 300) and its write-through shares the path's unchanged nodes
