@@ -5,10 +5,14 @@
 //! A compaction writes only the bodies its snapshot adds (the nodes and stamps recorded since
 //! the previous snapshot); entries of older bodies are copied into the new snapshot's tables
 //! as they are, still naming the file that holds them. So a compaction's cost follows what
-//! was written since the last one, not the session's size. A **full** compaction (asked for
-//! explicitly, as `vacuum` does, or once more than [`MAX_BODY_FILES`] files are in use)
-//! copies every live body into its one new file, so that removed nodes give their space back
-//! and the number of files stays bounded.
+//! was written since the last one, not the session's size. To keep the number of files
+//! small, a compaction also **merges** a tier of body files (see [`Rewrite::choose`]): once
+//! [`MERGE_FANOUT`] files of about the same size exist, their live bodies are copied into the
+//! new file, so each body is copied about once per tier (a logarithmic number of times) and
+//! no merge rewrites more than the files of one tier. A **full** compaction (asked for
+//! explicitly, as `vacuum` does, or when tiers alone would leave more than
+//! [`MAX_BODY_FILES`] files) copies every live body into its one new file, so that removed
+//! nodes give their space back.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -25,6 +29,58 @@ use crate::format::{self, FILE_HEADER_LEN, FileKind, corrupt};
 pub const BODIES_PREFIX: &str = "bodies.";
 /// Once a snapshot would reference more body files than this, its compaction is full.
 pub const MAX_BODY_FILES: usize = 16;
+/// Files of one tier merged at once; also the size ratio between tiers.
+pub const MERGE_FANOUT: usize = 4;
+/// Body files below `MERGE_FANOUT` times this size are the lowest tier.
+const TIER_BASE_BYTES: u64 = 1 << 20;
+
+/// Which bodies of the current snapshot a compaction copies into its new body file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Every body (a full compaction).
+    All,
+    /// The bodies held by these files (a merge of one tier; none when empty).
+    Files(Vec<u32>),
+}
+
+impl Rewrite {
+    /// The rewrite of a compaction over a snapshot whose bodies are in `files` ((generation,
+    /// length), ascending): everything when `full`; else the files of the lowest tier that
+    /// holds [`MERGE_FANOUT`] or more (a file's tier: how many times its length reaches
+    /// `MERGE_FANOUT` times the last tier's bound, from 1 MiB up); and everything when the
+    /// snapshot would otherwise reference more than [`MAX_BODY_FILES`] files.
+    pub fn choose(full: bool, files: &[(u32, u64)]) -> Self {
+        if full {
+            return Self::All;
+        }
+        let tier = |len: u64| {
+            let (mut tier, mut bound) = (0u32, TIER_BASE_BYTES * MERGE_FANOUT as u64);
+            while len >= bound {
+                tier += 1;
+                bound = bound.saturating_mul(MERGE_FANOUT as u64);
+            }
+            tier
+        };
+        let mut tiers: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for &(generation, len) in files {
+            tiers.entry(tier(len)).or_default().push(generation);
+        }
+        let merged =
+            tiers.into_values().find(|tier| tier.len() >= MERGE_FANOUT).unwrap_or_default();
+        if files.len() - merged.len() + 1 > MAX_BODY_FILES {
+            return Self::All;
+        }
+        Self::Files(merged)
+    }
+
+    /// True when the bodies of `file` are copied.
+    pub fn copies(&self, file: u32) -> bool {
+        match self {
+            Self::All => true,
+            Self::Files(files) => files.contains(&file),
+        }
+    }
+}
 
 /// The name of the body file of `generation`.
 pub fn bodies_name(generation: u32) -> String {
@@ -38,6 +94,11 @@ pub struct BodyFiles {
 }
 
 impl BodyFiles {
+    /// The length of body file `generation`, if it is open.
+    pub fn len_of(&self, generation: u32) -> Option<u64> {
+        self.files.get(&generation).map(|&(_, len)| len)
+    }
+
     /// Opens every body file of `dir` and checks its header.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let mut files = BTreeMap::new();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use strata_core::state::{GraphBase, StoredGraph, StoredNode};
 use strata_core::{SessionNodeRecord, StoreError};
 
-use crate::bodies::{BodyFiles, NewBodies, bodies_name};
+use crate::bodies::{BodyFiles, NewBodies, Rewrite, bodies_name};
 pub use crate::format::SECTION_HEADER_LEN;
 use crate::format::{self, corrupt, read_section, u16_at, u32_at, u64_at};
 
@@ -113,13 +113,13 @@ struct Part<'a> {
 
 /// Encodes `graph` (every stored node, in insertion order) as a graph section, writing the
 /// bodies it adds to `new`. Entries of the current base (a section this module made) keep
-/// their bodies where they are (their references are copied, nothing is read), unless `full`:
-/// then every body is copied into `new`, checked on the way. Overlay nodes are encoded into
-/// `new`.
+/// their bodies where they are (their references are copied, nothing is read), unless
+/// `rewrite` names their file: then the body is copied into `new`, checked on the way.
+/// Overlay nodes are encoded into `new`.
 pub fn encode(
     graph: &StoredGraph<'_>,
     new: &mut NewBodies,
-    full: bool,
+    rewrite: &Rewrite,
 ) -> Result<Vec<u8>, StoreError> {
     let section: Option<&GraphSection> =
         format::own_base(graph.base.map(|base| base.as_any()), "graph")?;
@@ -131,7 +131,7 @@ pub fn encode(
                     StoreError::Backend("a stored graph names base entries but no base".into())
                 })?;
                 let entry = section.entry(entry);
-                let body = if full {
+                let body = if rewrite.copies(entry.body.file) {
                     BodyRef::write(new, &entry.body.read(&section.bodies)?)?
                 } else {
                     entry.body
@@ -234,6 +234,11 @@ impl GraphSection {
     /// The body file generations the entries point into, ascending.
     pub fn body_files(&self) -> &[u32] {
         &self.files
+    }
+
+    /// The body files this section reads from (shared with the snapshot's stamp section).
+    pub fn bodies(&self) -> &BodyFiles {
+        &self.bodies
     }
 
     /// Reads every entry's body, as a read of that node would (CRC, decoding, the id it

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use strata_core::StoreError;
 use strata_core::state::{StampBase, StampRecord, StoredStamps};
 
-use crate::bodies::{BodyFiles, NewBodies, bodies_name};
+use crate::bodies::{BodyFiles, NewBodies, Rewrite, bodies_name};
 pub use crate::format::SECTION_HEADER_LEN;
 use crate::format::{self, corrupt, read_section, u32_at, u64_at};
 use crate::graph::BodyRef;
@@ -65,12 +65,13 @@ pub struct StampSection {
 }
 
 /// Encodes `stamps` as a stamp section, writing the bodies it adds to `new`. Records of the
-/// current base (a section this module made) keep their bodies where they are, unless `full`
-/// (then they are copied into `new`, checked on the way); overlay stamps are encoded.
+/// current base (a section this module made) keep their bodies where they are, unless
+/// `rewrite` names their file (then they are copied into `new`, checked on the way); overlay
+/// stamps are encoded.
 pub fn encode(
     stamps: &StoredStamps<'_>,
     new: &mut NewBodies,
-    full: bool,
+    rewrite: &Rewrite,
 ) -> Result<Vec<u8>, StoreError> {
     let base: Option<&StampSection> =
         format::own_base(stamps.base.map(|base| base.as_any()), "stamp")?;
@@ -79,7 +80,11 @@ pub fn encode(
     if let Some(base) = base {
         for index in 0..base.count {
             let Entry { key, body } = base.entry(index);
-            let body = if full { BodyRef::write(new, &body.read(&base.bodies)?)? } else { body };
+            let body = if rewrite.copies(body.file) {
+                BodyRef::write(new, &body.read(&base.bodies)?)?
+            } else {
+                body
+            };
             entries.push(Entry { key, body });
         }
     }

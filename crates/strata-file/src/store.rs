@@ -12,7 +12,7 @@ use strata_core::{
     DurabilityTier, Mutation, Request, Response, Serve, SessionReadScope, SessionState, StoreError,
 };
 
-use crate::bodies::{self, BodyFiles, MAX_BODY_FILES, NewBodies};
+use crate::bodies::{self, BodyFiles, NewBodies, Rewrite};
 use crate::engine::{self, Engine, Image};
 use crate::graph::{self, GraphSection};
 use crate::ids::{validate_id, validate_ids};
@@ -40,14 +40,21 @@ impl Image for SessionState {
             .map_err(|_| StoreError::Backend("log generations exhausted".into()))?;
         let graph = self.stored_graph();
         let stamps = self.stored_stamps();
-        let files_in_use = |base: Option<&dyn std::any::Any>| {
-            base.and_then(|base| base.downcast_ref::<GraphSection>())
-                .map_or(0, |section| section.body_files().len())
-        };
-        let full = full || files_in_use(graph.base.map(|base| base.as_any())) >= MAX_BODY_FILES;
+        let graph_base = graph.base.and_then(|base| base.as_any().downcast_ref::<GraphSection>());
+        let stamp_base = stamps.base.and_then(|base| base.as_any().downcast_ref::<StampSection>());
+        let mut in_use: Vec<u32> =
+            graph_base.map(|base| base.body_files().to_vec()).unwrap_or_default();
+        in_use.extend(stamp_base.into_iter().flat_map(|base| base.body_files().iter().copied()));
+        in_use.sort_unstable();
+        in_use.dedup();
+        let files: Vec<(u32, u64)> = in_use
+            .into_iter()
+            .map(|file| (file, graph_base.and_then(|base| base.bodies().len_of(file)).unwrap_or(0)))
+            .collect();
+        let rewrite = Rewrite::choose(full, &files);
         let mut new = NewBodies::create(dir, generation, sync)?;
-        let mut bytes = graph::encode(&graph, &mut new, full)?;
-        bytes.extend_from_slice(&stamps::encode(&stamps, &mut new, full)?);
+        let mut bytes = graph::encode(&graph, &mut new, &rewrite)?;
+        bytes.extend_from_slice(&stamps::encode(&stamps, &mut new, &rewrite)?);
         new.finish(dir, sync)?;
         Ok(bytes)
     }

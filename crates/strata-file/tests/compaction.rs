@@ -75,8 +75,10 @@ fn size_triggered_compactions_write_only_new_bodies_and_explicit_ones_rewrite_al
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path(), options()).unwrap();
     run(async {
+        // 40 bodies of 110 kB: a file a tier above the small ones that follow, which tiered
+        // merges therefore leave alone.
         for n in 1..=40 {
-            store.commit_runtime_state(nth_commit("s", n, 4000)).await.unwrap();
+            store.commit_runtime_state(nth_commit("s", n, 110_000)).await.unwrap();
         }
     });
     store.compact().unwrap();
@@ -98,4 +100,26 @@ fn size_triggered_compactions_write_only_new_bodies_and_explicit_ones_rewrite_al
     store.compact().unwrap();
     assert_eq!(body_files(dir.path()).len(), 1, "an explicit compaction rewrites every body");
     assert_eq!(run(check_linear_history(&store)), 50);
+}
+
+#[test]
+fn a_compaction_merges_the_lowest_tier_holding_a_fanout_of_files() {
+    use strata_file::bodies::{MAX_BODY_FILES, MERGE_FANOUT, Rewrite};
+    const MIB: u64 = 1 << 20;
+    assert_eq!(Rewrite::choose(true, &[(1, MIB)]), Rewrite::All, "a full compaction");
+    let small = |from: u32, count: u32| (from..from + count).map(|file| (file, MIB / 2));
+    let three: Vec<(u32, u64)> = small(1, 3).collect();
+    assert_eq!(Rewrite::choose(false, &three), Rewrite::Files(vec![]), "no tier is full");
+    // A 40 MiB file (tier 2), two of 8 MiB (tier 1), four small ones (tier 0).
+    let mut files = vec![(1, 40 * MIB), (2, 8 * MIB), (3, 8 * MIB)];
+    files.extend(small(4, MERGE_FANOUT as u32));
+    assert_eq!(Rewrite::choose(false, &files), Rewrite::Files(vec![4, 5, 6, 7]));
+    // Four files of tier 1 and four of tier 0: the lowest tier goes first.
+    let mut files: Vec<(u32, u64)> = (1..=4).map(|file| (file, 8 * MIB)).collect();
+    files.extend(small(5, 4));
+    assert_eq!(Rewrite::choose(false, &files), Rewrite::Files(vec![5, 6, 7, 8]));
+    // Three files in each of six tiers: no tier to merge, too many files to keep.
+    let files: Vec<(u32, u64)> = (0..18).map(|file| (file, MIB << (2 * (file / 3)))).collect();
+    assert!(files.len() >= MAX_BODY_FILES);
+    assert_eq!(Rewrite::choose(false, &files), Rewrite::All);
 }
