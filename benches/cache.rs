@@ -7,7 +7,7 @@
 //!
 //! - `load_session_1k/*`: a `FullGraph` read of a 1k-node session: the bare file store as
 //!   commits left it (most of its graph already in a snapshot's section: a session this small
-//!   compacts once its live log segment passes 256 KiB; the newest nodes in the in-memory
+//!   compacts once its live log segment passes 512 KiB; the newest nodes in the in-memory
 //!   log image), the same after `compact()` (the whole graph read from the snapshot's
 //!   section), and a cache hit.
 //! - `load_node/*`: the bare in-memory store's `load_node` and a cache hit over it (both

@@ -1039,7 +1039,7 @@ fn compaction_threshold(cap: u64, snapshot_len: u64) -> u64 {
 }
 
 /// The smallest compaction threshold [`compaction_threshold`] sets (unless the cap is lower).
-const MIN_COMPACTION_THRESHOLD: u64 = 256 << 10;
+const MIN_COMPACTION_THRESHOLD: u64 = 512 << 10;
 
 /// Deletes the section files of `dir` not named in `keep` (leftovers of a compaction that
 /// did not finish, or files a newer snapshot no longer uses).

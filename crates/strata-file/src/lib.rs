@@ -207,7 +207,7 @@
 //!
 //! # Bounded cost: snapshots and background compaction
 //!
-//! Once the live log segment exceeds half the snapshot's size (at least 256 KiB, at most
+//! Once the live log segment exceeds half the snapshot's size (at least 512 KiB, at most
 //! [`FileStoreOptions::compact_min_log_bytes`], 2 MiB), the log writer starts a compaction,
 //! which runs **off every caller's path**: no write waits for a snapshot to be encoded or
 //! written, and replay at open is bounded by about that threshold plus what was written while
@@ -320,7 +320,7 @@
 //!
 //! - **Open** reads the snapshot's tables (about 50 bytes per node and 28 per stamp, checked
 //!   by one CRC each), decodes no node and no stamp, and replays the live log segment, which
-//!   compaction bounds at half the snapshot's size, within 256 KiB and
+//!   compaction bounds at half the snapshot's size, within 512 KiB and
 //!   [`FileStoreOptions::compact_min_log_bytes`] (2 MiB), plus what is written while one
 //!   compaction runs. That replay (decoding and inserting the segment's nodes) and reading the
 //!   preallocated segments are most of what a 20k-node open spends (`perf`); with the

@@ -53,7 +53,7 @@ pub struct FileStoreOptions {
     /// which bounds the log an open replays to about this much plus what is written while one
     /// compaction runs, whatever the session's size. A session whose snapshot is smaller than
     /// twice this compacts sooner, once the live segment passes half the snapshot's size (but
-    /// not below 256 KiB), so that its open replays little too.
+    /// not below 512 KiB), so that its open replays little too.
     pub compact_min_log_bytes: u64,
     /// Test and drill hook: see [`FileStoreOptions::with_write_delay`]. Default `None`.
     pub write_delay: Option<Duration>,
