@@ -123,7 +123,12 @@ async fn seed(store: &dyn LashPersistence) -> u64 {
     head.unwrap()
 }
 
+/// Prints the latency percentiles of `samples` (nothing when a filter skipped the group that
+/// collects them).
 fn percentiles(name: &str, what: &str, mut samples: Vec<Duration>) {
+    if samples.is_empty() {
+        return;
+    }
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
     println!(

@@ -141,12 +141,15 @@
 //! - **Body file** `bodies.<generation>`: the file header, then bodies back to back, written
 //!   whole by the compaction that made the snapshot of that generation (temporary file,
 //!   fsync, rename, directory fsync, all before the snapshot naming it is renamed into place)
-//!   and never changed. A size-triggered compaction writes only the bodies added since the
+//!   and never changed. A size-triggered compaction writes the bodies added since the
 //!   previous snapshot (older entries keep naming older files), so its cost follows what was
-//!   written, not the session's size; a full one (asked for: `vacuum`, `gc_unreachable`,
-//!   [`FileStore::compact`]; or once the snapshot would use [`bodies::MAX_BODY_FILES`]
-//!   files) copies every body into its one file. Files no snapshot uses any more (and
-//!   leftovers of an interrupted compaction) are deleted after the rename, and at open.
+//!   written, not the session's size, and merges a tier of older files into its own once four
+//!   of about the same size exist ([`bodies::Rewrite::choose`]): each body is copied about
+//!   once per tier. A full one (asked for: `vacuum`, `gc_unreachable`,
+//!   [`FileStore::compact`]; or when tiers alone would leave more than
+//!   [`bodies::MAX_BODY_FILES`] files) copies every body into its one file. Files no snapshot
+//!   uses any more (and leftovers of an interrupted compaction) are deleted after the rename,
+//!   and at open.
 //!
 //! **Versioning.** The format version covers the framing *and* the serde shape of the state
 //! model's types (postcard is not self-describing: adding a field to a core state type changes
@@ -309,41 +312,42 @@
 //!
 //! | measurement | result | goal |
 //! |---|---|---|
-//! | open + `ActivePath` (1k) of 100k nodes as left, warm / first open in a fresh process | 5.9, 6.1 ms / 11.2, 13.0 ms | ≤ 10 / ≤ 20 ms: met |
-//! | same, right after `compact()`, warm | 1.9, 2.0 ms | ≤ 5 ms: met |
-//! | open alone, 20k nodes as left | 1.70, 1.67 ms | ≤ 0.6 ms (the SQLite peer): **not met** |
-//! | resident after open, 100k as left (peak) / compacted (peak) | 117, 126 (143, 162) / 90, 89 (97, 96) B/node | ≤ 100, peak ≤ 2×: met compacted, **not** as left |
-//! | largest single commit while growing to 100k (p50, p99) | 13.7, 8.2 ms (105–130 µs, 0.79–0.94 ms) | ≤ 10 ms: met in one run of two |
+//! | open + `ActivePath` (1k) of 100k nodes as left, warm / first open in a fresh process | 2.9, 4.6 ms / 7.5, 11.4 ms | ≤ 10 / ≤ 20 ms: met |
+//! | same, right after `compact()`, warm | 1.8, 2.2 ms | ≤ 5 ms: met |
+//! | open alone, 20k nodes as left | 0.67, 0.73 ms | ≤ 0.6 ms (the SQLite peer): **not met**, close |
+//! | resident after open, 100k as left (peak) / compacted (peak) | 85, 104 (108, 128) / 83, 89 (88, 97) B/node | ≤ 100, peak ≤ 2×: met compacted; as left in one run of two |
+//! | largest single commit while growing to 100k (p50, p99) | 7.8, 7.4 ms (120–124 µs, 1.0–1.15 ms) | ≤ 10 ms: met |
 //! | `commit_semantic_hash` of one such commit | 4.3 µs | ≤ 10 µs: met |
-//! | durable commit vs raw preallocated overwrite + `fdatasync`, interleaved p50 | 0.80×, 0.82× | ≥ 0.8×: met |
-//! | commit p50 at 20k vs 1k nodes | 1.01, 1.01 | flat |
+//! | durable commit vs raw preallocated overwrite + `fdatasync`, interleaved p50 | 0.82×, 0.76× | ≥ 0.8×: met in one run of two |
+//! | commit p50 at 20k vs 1k nodes | 1.02, 1.04 | flat |
 //!
 //! - **Open** reads the snapshot's tables (about 50 bytes per node and 28 per stamp, checked
-//!   by one CRC each), decodes no node and no stamp, and replays the live log segment, which
-//!   compaction bounds at half the snapshot's size, within 512 KiB and
+//!   by one CRC each), opens the body files in use (few, thanks to tiered merges), decodes no
+//!   node and no stamp, and replays the live log segment. Compaction bounds that segment at
+//!   half the snapshot's size, within 512 KiB and
 //!   [`FileStoreOptions::compact_min_log_bytes`] (2 MiB), plus what is written while one
-//!   compaction runs. That replay (decoding and inserting the segment's nodes) and reading the
-//!   preallocated segments are most of what a 20k-node open spends (`perf`); with the
-//!   threshold at 2 MiB it took 3.5–3.8 ms, at half the snapshot 1.7 ms. The SQLite peer's
-//!   0.6 ms needs a replay that does not decode payloads.
+//!   compaction runs. Replaying it (decoding and inserting its nodes) and reading the
+//!   preallocated segments are most of what a 20k-node open spends (`perf`). With a fixed
+//!   2 MiB threshold and up to 16 body files it took 3.5–3.8 ms. A 256 KiB floor gave
+//!   0.52–0.55 ms, but its extra background compactions cost small sessions about a tenth of
+//!   their commit rate.
 //! - **Memory**: the image holds index entries, parent ids and flags for snapshot nodes, and
 //!   the live segment's nodes in full (payloads included); payloads and stamps of the
 //!   snapshot stay in body files. So the figure after opening a session as commits left it
-//!   depends on how full its live segment is: from the compacted figure (~89 B/node at 100k
-//!   nodes) up to ~40 B/node more with a full 2 MiB segment; earlier runs, which stopped with
-//!   the segment less full, gave 90–94. Keeping the live segment's payloads on disk too
-//!   (read from the log on demand) would remove that spread.
+//!   depends on how full its live segment is: from the compacted figure (~85 B/node at 100k
+//!   nodes) up to ~40 B/node more with a full 2 MiB segment. Keeping the live segment's
+//!   payloads on disk too (read from the log on demand) would remove that spread.
 //! - **Tail latency**: no commit waits for a compaction (it runs on a thread of its own while
 //!   the log writer appends to the next segment, which a spare prepared in the background
-//!   makes ready). Commits of 28 ms were the log writer replaying, when it installed a
-//!   compaction's image, every record written while that compaction ran: a full rewrite of
-//!   every body (every 16th compaction, and `vacuum`) runs long enough to leave thousands.
-//!   The compaction's thread now catches its image up on those records itself and leaves the
-//!   writer at most a few (plus what arrives meanwhile), and the replaced image is freed on
-//!   a thread of its own. What is left (8–14 ms) comes with compactions' disk and CPU load on
-//!   two cores; merging only the small body files (size-tiered) would shorten the rewrites.
-//!   Background writes are synced every MiB so a log sync never waits behind a whole
-//!   compaction's dirty data.
+//!   makes ready).
+//!   - Commits of 28 ms were the log writer replaying, when it installed a compaction's
+//!     image, every record written while that compaction ran. The full rewrite of every body,
+//!     every 16th compaction, ran long enough to leave thousands.
+//!   - The compaction's thread now catches its image up on those records itself and leaves
+//!     the writer at most a few; the replaced image is freed on a thread of its own.
+//!   - Size-tiered merges ([`bodies::Rewrite`]) replaced the periodic full rewrites.
+//!   - Background writes are synced every MiB, so a log sync never waits behind a whole
+//!     compaction's dirty data.
 //! - **Commit rate**: a commit is encoded, checksummed and handed to the log writer thread,
 //!   which writes every commit queued meanwhile and shares one `fdatasync` among them; the
 //!   gap to the raw loop is that hand-off (two thread wake-ups) and the encoding.
@@ -352,14 +356,14 @@
 //!
 //! | measurement | result | goal |
 //! |---|---|---|
-//! | durable sequential commit vs raw `write` + `fdatasync` append loop | 135 vs 144 µs: 1.07× | ≥ 0.8×: met |
-//! | … vs raw overwrite of a zero-filled, synced file + `fdatasync` | 135 vs 92 µs: 0.68× | (the limit without file growth) |
-//! | 8 sessions committing at once | 18.1k commits/s: 2.54× one session | |
-//! | commit p50, 20k-node vs 1k-node session | 142 vs 141 µs: 1.01× | ≤ 1.2×: met |
-//! | reopen, 1k / 100k nodes | 0.18 / 1.20 ms | |
-//! | `ActivePath` (1k nodes), 1k- / 100k-node session | 360 / 387 µs | O(path): met |
-//! | 20k nodes: `FullGraph` / `ActivePath` (1k) / `load_node` | 6.6 ms / 377 µs / 1.6 µs | ms / ms / µs: met |
-//! | open + `ActivePath` (1k) of a 100k-node session | 1.7 ms | ≤ 10 ms: met |
+//! | durable sequential commit vs raw `write` + `fdatasync` append loop | 121 vs 126 µs: 1.05× | ≥ 0.8×: met |
+//! | … vs raw overwrite of a zero-filled, synced file + `fdatasync` | 121 vs 89 µs: 0.74× | (the limit without file growth) |
+//! | 8 sessions committing at once | 18.9k commits/s: 2.32× one session | |
+//! | commit p50, 20k-node vs 1k-node session | 1.02× | ≤ 1.2×: met |
+//! | reopen, 1k / 100k nodes | 0.31 / 1.08 ms | |
+//! | `ActivePath` (1k nodes), 1k- / 100k-node session | 401 / 390 µs | O(path): met |
+//! | 20k nodes: `FullGraph` / `ActivePath` (1k) / `load_node` | 6.7 ms / 370 µs / 1.6 µs | ms / ms / µs: met |
+//! | open + `ActivePath` (1k) of a 100k-node session | 1.5 ms | ≤ 10 ms: met |
 //!
 //! A read of snapshot nodes first tries the page cache in the caller's task (`preadv2` with
 //! `RWF_NOWAIT`) and goes to tokio's blocking pool only when the disk must be read (the

@@ -99,11 +99,11 @@
 //!
 //! | measurement | file store via `ForLash` | lash-sqlite-store | ratio | goal |
 //! |---|---|---|---|---|
-//! | durable commit (4 nodes, usage, stamp, CAS) | 242 µs (p50 188 µs, max 2.66 ms) | 8.44 ms (p50 6.00 ms, max 14.4 ms) | 34.9× | ≥ 5× |
-//! | `FullGraph`, 20k nodes | 41.1 ms | 63.7 ms | 1.55× | ≥ 3× (missed: decode-bound) |
-//! | `ActivePath`, 1k of 20k nodes | 1.35 ms | 6.14 ms | 4.55× | ≥ 3× |
-//! | `load_node` | 3.76 µs | 73.2 µs | 19.5× | ≥ 3× |
-//! | reopen + `ActivePath` | 4.05 ms | 7.43 ms | 1.83× | (reported) |
+//! | durable commit (4 nodes, usage, stamp, CAS) | 254 µs (p50 149 µs, max 3.75 ms) | 8.57 ms (p50 5.65 ms, max 12.1 ms) | 33.8× | ≥ 5× |
+//! | `FullGraph`, 20k nodes | 41.6–51.3 ms | 58.3–68.6 ms | 1.14–1.52× (three runs) | ≥ 3× (missed: decode-bound) |
+//! | `ActivePath`, 1k of 20k nodes | 1.34 ms | 5.59 ms | 4.18× | ≥ 3× |
+//! | `load_node` | 3.94 µs | 61.2 µs | 15.5× | ≥ 3× |
+//! | reopen + `ActivePath` | 3.71 ms | 7.15 ms | 1.93× | (reported) |
 //!
 //! The bridge's own cost per call is the mapping (about 0.65 µs to encode and 1 µs to decode
 //! a node) and one boxed future: `load_node` through `ForLash` costs 1.81 µs against the bare

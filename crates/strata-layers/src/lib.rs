@@ -201,12 +201,12 @@
 //!
 //! | measurement | result | goal |
 //! |---|---|---|
-//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (most of the graph in a snapshot section, the newest nodes in the log image) | 140 µs vs 372 µs: 2.66× faster | ≥ 20× |
-//! | … vs the same session compacted (the whole graph read from the snapshot's section) | 140 µs vs 400 µs: 2.86× faster | |
-//! | `load_node`: hit vs the bare in-memory store | 398 ns vs 284 ns; back to back within each sample +99 ns: 1.35× | ≤ 1.5× |
-//! | a turn (stamped commit + reload of the ~1k-node head path), fdatasync per commit | 402 µs vs 827 µs: 2.06× | (reported) |
-//! | … without fdatasync (`SyncPolicy::OsBuffered`) | 263 µs vs 663 µs: 2.52× | (reported) |
-//! | … without fdatasync, on a compacted session | 268 µs vs 673 µs: 2.51× | (reported) |
+//! | `load_session` full graph, 1k nodes: hit vs the file store as commits left it (most of the graph in a snapshot section, the newest nodes in the log image) | 140 µs vs 323 µs: 2.30× faster | ≥ 20× |
+//! | … vs the same session compacted (the whole graph read from the snapshot's section) | 140 µs vs 439 µs: 3.13× faster | |
+//! | `load_node`: hit vs the bare in-memory store | 371 ns vs 277 ns; back to back within each sample +95 ns: 1.34× | ≤ 1.5× |
+//! | a turn (stamped commit + reload of the ~1k-node head path), fdatasync per commit | 419 µs vs 835 µs: 1.99× | (reported) |
+//! | … without fdatasync (`SyncPolicy::OsBuffered`) | 246 µs vs 659 µs: 2.67× | (reported) |
+//! | … without fdatasync, on a compacted session | 293 µs vs 716 µs: 2.44× | (reported) |
 //! | hit rate of those reloads | 99.7 % (one miss in 300 turns: the first) | |
 //!
 //! The 20× goal for full-graph hits is out of reach with the trait's owned return types: a
