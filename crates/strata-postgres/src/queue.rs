@@ -172,9 +172,6 @@ impl PostgresStore {
         transaction: &mut Tx,
         draft: &QueuedWorkBatchDraft,
     ) -> Result<QueuedWorkBatch, StoreError> {
-        if draft.session_id.is_empty() {
-            return Err(StoreError::InvalidInput("queued work needs a session id".into()));
-        }
         self.shared.check_id("session id", &draft.session_id)?;
         if let Some(key) = &draft.source_key
             && !self.shared.storable(key)
@@ -288,7 +285,7 @@ impl PostgresStore {
         max_batches: usize,
         exact: Option<&[String]>,
     ) -> Result<Option<QueuedWorkClaim>, StoreError> {
-        if owner_id.contains('\0') || owner_id.len() > self.shared.limits.max_id_bytes {
+        if !self.shared.storable(owner_id) {
             return Err(StoreError::InvalidInput(format!(
                 "owner id is over {} bytes or contains NUL",
                 self.shared.limits.max_id_bytes

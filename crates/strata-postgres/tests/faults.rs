@@ -91,17 +91,6 @@ async fn stamped_commits_apply_exactly_once_while_backends_are_killed() {
     assert!(not_applied + ambiguous > 0, "no kill landed inside a call: the test proved nothing");
 }
 
-/// Holds the head row of store `s` locked (in an open transaction on a raw connection) so that
-/// the next commit blocks inside its transaction; returns the holding client.
-async fn hold_head_lock(database: &TestDatabase) -> tokio_postgres::Client {
-    let client = database.raw().await;
-    client
-        .batch_execute("BEGIN; SELECT 1 FROM strata.strata_heads WHERE store_id = 's' FOR UPDATE")
-        .await
-        .expect("lock");
-    client
-}
-
 /// Waits until a Strata backend is waiting for a lock, then terminates it.
 async fn kill_the_waiter(client: &tokio_postgres::Client) {
     for _ in 0..500 {
@@ -138,13 +127,8 @@ async fn read_retrying(store: &dyn RuntimePersistence) -> PersistedSessionRead {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_lost_before_commit_applied_nothing() {
     let Some(database) = TestDatabase::create("lostbefore").await else { return };
-    let factory = PostgresStoreFactory::connect(database.config()).await.expect("connect");
-    let store = factory.open_store("s").await.expect("open");
-    store
-        .commit_runtime_state(commit("s").append([node("a", None)]).build())
-        .await
-        .expect("commit");
-    let holder = hold_head_lock(&database).await;
+    let (_factory, store) = common::store_with_root(database.config()).await;
+    let holder = common::hold_row_lock(&database, "strata_heads").await;
     let blocked = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -174,13 +158,7 @@ async fn a_connection_lost_during_a_single_statement_write_is_ambiguous() {
     let factory = PostgresStoreFactory::connect(database.config()).await.expect("connect");
     let store = factory.open_store("s").await.expect("open");
     store.save_session_meta(meta("s", "one")).await.expect("save");
-    let holder = database.raw().await;
-    holder
-        .batch_execute(
-            "BEGIN; SELECT 1 FROM strata.strata_session_meta WHERE store_id = 's' FOR UPDATE",
-        )
-        .await
-        .expect("lock");
+    let holder = common::hold_row_lock(&database, "strata_session_meta").await;
     let blocked = {
         let store = store.clone();
         tokio::spawn(async move { store.save_session_meta(meta("s", "two")).await })
@@ -195,12 +173,7 @@ async fn a_connection_lost_during_a_single_statement_write_is_ambiguous() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_server_refuses_writes_with_a_typed_error() {
     let Some(database) = TestDatabase::create("readonly").await else { return };
-    let writable = PostgresStoreFactory::connect(database.config()).await.expect("connect");
-    let store = writable.open_store("s").await.expect("open");
-    store
-        .commit_runtime_state(commit("s").append([node("a", None)]).build())
-        .await
-        .expect("commit");
+    let (_writable, store) = common::store_with_root(database.config()).await;
     let before = store.load_session(SessionReadScope::FullGraph).await.expect("load");
     let admin = database.raw().await;
     admin
@@ -245,15 +218,9 @@ async fn a_refused_connection_proves_nothing_was_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_dropped_mid_transaction_leaves_no_transaction_behind() {
     let Some(database) = TestDatabase::create("cancelled").await else { return };
-    let factory = PostgresStoreFactory::connect(database.config().with_max_connections(1))
-        .await
-        .expect("connect");
-    let store = factory.open_store("s").await.expect("open");
-    store
-        .commit_runtime_state(commit("s").append([node("a", None)]).build())
-        .await
-        .expect("commit");
-    let holder = hold_head_lock(&database).await;
+    let (_factory, store) =
+        common::store_with_root(database.config().with_max_connections(1)).await;
+    let holder = common::hold_row_lock(&database, "strata_heads").await;
     // The commit sends BEGIN and locks the head (waiting behind the holder) when polled, then
     // is dropped by the timeout in the middle of its transaction.
     let cancelled = tokio::time::timeout(

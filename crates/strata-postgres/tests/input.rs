@@ -29,14 +29,8 @@ async fn snapshot(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_typed_error_and_applies_nothing() {
     let Some(database) = TestDatabase::create("badinput").await else { return };
-    let factory = PostgresStoreFactory::connect(database.config().with_limits(small_limits()))
-        .await
-        .expect("connect");
-    let store = factory.open_store("s").await.expect("open");
-    store
-        .commit_runtime_state(commit("s").append([node("a", None)]).build())
-        .await
-        .expect("commit");
+    let (factory, store) =
+        common::store_with_root(database.config().with_limits(small_limits())).await;
     let before = snapshot(&store).await;
     let big = Bytes::from(vec![0u8; 2048]);
     let mut oversize_node = node("b", Some("a"));
@@ -90,14 +84,7 @@ async fn values_the_server_refuses_are_invalid_input() {
     let Some(database) = TestDatabase::create("serverrefuses").await else { return };
     // Limits raised past what PostgreSQL accepts: the server's refusal must still be typed.
     let limits = Limits { max_id_bytes: 1 << 20, ..Limits::default() };
-    let factory = PostgresStoreFactory::connect(database.config().with_limits(limits))
-        .await
-        .expect("connect");
-    let store = factory.open_store("s").await.expect("open");
-    store
-        .commit_runtime_state(commit("s").append([node("a", None)]).build())
-        .await
-        .expect("commit");
+    let (_factory, store) = common::store_with_root(database.config().with_limits(limits)).await;
     let before = snapshot(&store).await;
     // A b-tree key over ~2.7 kB (random, so that compression cannot shrink it).
     let long_id: String = (0..6000).map(|_| fastrand::alphanumeric()).collect();

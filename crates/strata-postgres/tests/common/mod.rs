@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use strata_postgres::PostgresConfig;
+use strata_core::RuntimePersistence;
+use strata_postgres::{PostgresConfig, PostgresStore, PostgresStoreFactory};
+use strata_testkit::fixtures::{commit, node};
 use tokio_postgres::NoTls;
 
 /// Environment variable naming the server (a URL without database path or query), default
@@ -125,4 +127,29 @@ pub fn child(name: &str, env: &[(&str, &str)]) -> Command {
     }
     command.stdout(Stdio::piped()).stderr(Stdio::inherit());
     command
+}
+
+/// Store `s` on a new pool over `config`, holding one commit (root node `a`, revision 1).
+pub async fn store_with_root(config: PostgresConfig) -> (PostgresStoreFactory, PostgresStore) {
+    let factory = PostgresStoreFactory::connect(config).await.expect("connect");
+    let store = factory.open_store("s").await.expect("open");
+    store
+        .commit_runtime_state(commit("s").append([node("a", None)]).build())
+        .await
+        .expect("commit");
+    (factory, store)
+}
+
+/// Holds the row of store `s` in `table` locked (in an open transaction on a raw connection)
+/// so that the next write of that row blocks inside its transaction; returns the holding
+/// client.
+pub async fn hold_row_lock(database: &TestDatabase, table: &str) -> tokio_postgres::Client {
+    let client = database.raw().await;
+    client
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM strata.{table} WHERE store_id = 's' FOR UPDATE"
+        ))
+        .await
+        .expect("lock");
+    client
 }
