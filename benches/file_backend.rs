@@ -279,10 +279,6 @@ const RSS_CHILD_ENV: &str = "STRATA_BENCH_RSS_DIR";
 const REALISTIC_NODES: u64 = 100_000;
 const SESSION: &str = "realistic";
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
-}
-
 /// Copies the store files of `from` (not its lock) into a fresh directory.
 fn copy_store(from: &Path) -> tempfile::TempDir {
     let to = tempfile::tempdir().unwrap();
@@ -323,8 +319,8 @@ fn grow_and_report(rt: &Runtime) -> tempfile::TempDir {
     eprintln!(
         "realistic commit while growing to {REALISTIC_NODES} nodes ({turns} stamped commits): \
          p50 {:?}, p99 {:?}, largest {largest:?} (commit {largest_turn})",
-        percentile(&times, 0.5),
-        percentile(&times, 0.99),
+        support::percentile(&times, 0.5),
+        support::percentile(&times, 0.99),
     );
     dir
 }
@@ -432,11 +428,12 @@ fn interleaved_commit_ratio(rt: &Runtime) {
     eprintln!(
         "realistic durable commit p50 {:?} vs raw preallocated overwrite + fdatasync p50 {:?} \
          (interleaved): {:.2}x the raw rate; p99 {:?} vs {:?}, largest {:?} vs {:?}",
-        percentile(&ours, 0.5),
-        percentile(&limit, 0.5),
-        percentile(&limit, 0.5).as_secs_f64() / percentile(&ours, 0.5).as_secs_f64(),
-        percentile(&ours, 0.99),
-        percentile(&limit, 0.99),
+        support::percentile(&ours, 0.5),
+        support::percentile(&limit, 0.5),
+        support::percentile(&limit, 0.5).as_secs_f64()
+            / support::percentile(&ours, 0.5).as_secs_f64(),
+        support::percentile(&ours, 0.99),
+        support::percentile(&limit, 0.99),
         ours.last().unwrap(),
         limit.last().unwrap(),
     );

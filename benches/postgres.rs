@@ -115,11 +115,7 @@ fn node(id: String, parent: Option<String>, i: u64) -> SessionNodeRecord {
 /// A stamped commit of `nodes`, standing on the last one.
 fn stamped(session: &str, turn: u64, nodes: Vec<SessionNodeRecord>) -> RuntimeCommit {
     let leaf = nodes.last().map(|node| node.node_id.clone());
-    let mut commit = RuntimeCommit {
-        session_id: session.to_owned(),
-        graph: GraphCommitDelta::Append { nodes, leaf_node_id: leaf },
-        ..Default::default()
-    };
+    let mut commit = support::append(session, nodes, leaf);
     support::add_usage_and_stamp(&mut commit, turn);
     commit
 }
@@ -132,10 +128,6 @@ async fn commit_next(store: &dyn RuntimePersistence, session: &str, counter: &At
         .commit_runtime_state(stamped(session, i, vec![node(format!("c{i}"), parent, i)]))
         .await
         .unwrap();
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 /// p50 / p99 / max of single stamped commits, printed before the criterion groups.
@@ -153,8 +145,8 @@ fn commit_latencies(rt: &Runtime, factory: &PostgresStoreFactory) {
     println!(
         "postgres stamped commit latency over {} commits: p50 {:?}, p99 {:?}, max {:?}",
         samples.len(),
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
+        support::percentile(&samples, 0.5),
+        support::percentile(&samples, 0.99),
         samples.last().unwrap()
     );
 }

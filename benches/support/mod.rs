@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each benchmark uses a subset
 
+use std::time::Duration;
+
 use strata::{
     Bytes, GraphCommitDelta, RuntimeCommit, RuntimeTurnCommitStamp, SessionNodeRecord,
     TokenLedgerEntry, TokenUsage, commit_semantic_hash,
@@ -97,4 +99,9 @@ pub fn add_usage_and_stamp(commit: &mut RuntimeCommit, turn: u64) {
         turn_id: format!("turn-{turn}"),
         turn_commit_hash: commit_semantic_hash(commit),
     });
+}
+
+/// The sample at `fraction` (0 to 1) of `sorted`, a non-empty ascending list.
+pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
 }
