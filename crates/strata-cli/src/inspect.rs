@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use strata::file::inspect::{Holder, StoreView, TornTail, is_tombstoned};
 use strata::{
-    AttachmentManifestEntry, SessionMeta, SessionNodeRecord, SessionReadScope, TokenLedgerEntry,
+    AttachmentManifestEntry, Clock, SessionMeta, SessionNodeRecord, SessionReadScope, SystemClock,
+    TokenLedgerEntry,
 };
 
 use crate::cli::InspectArgs;
@@ -185,7 +186,7 @@ pub fn run(args: &InspectArgs) -> Result<(), CliError> {
     let layout = runtime.block_on(Layout::find(&args.dir))?;
     let sessions = runtime.block_on(layout.session_dirs())?;
     drop(runtime);
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let out = &mut std::io::stdout().lock();
     match &args.session {
         Some(id) => {
@@ -240,12 +241,6 @@ fn unknown_session(id: &str, layout: &Layout, sessions: &[(String, PathBuf)]) ->
         layout.dir.display(),
         known.join(", ")
     ))
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// How a holder is named in reports.
@@ -494,7 +489,7 @@ fn walk(dir: &Path) -> Vec<(PathBuf, u64)> {
     found
 }
 
-fn write_json(out: &mut impl Write, value: &impl Serialize) -> std::io::Result<()> {
+pub(crate) fn write_json(out: &mut impl Write, value: &impl Serialize) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)
 }

@@ -268,14 +268,4 @@ strata_store_operations_in_flight{operation=\"vacuum\",store=\"file+metrics\"} 0
         assert_eq!(quieter(LevelFilter::ERROR), LevelFilter::ERROR);
         assert_eq!(quieter(LevelFilter::TRACE), LevelFilter::DEBUG);
     }
-
-    #[test]
-    fn console_lines_are_written_whole_when_dropped() {
-        let console = Console::default();
-        let mut line = console.make_writer();
-        line.write_all(b"part one, ").unwrap();
-        line.write_all(b"part two\n").unwrap();
-        assert_eq!(line.buffer, b"part one, part two\n");
-        line.buffer.clear(); // nothing to write when it drops
-    }
 }

@@ -66,9 +66,7 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
     let damaged = found.iter().filter(|session| !session.problems.is_empty()).count();
     let out = &mut std::io::stdout().lock();
     let written = if args.json {
-        serde_json::to_writer_pretty(&mut *out, &found)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
+        crate::inspect::write_json(out, &found)
     } else {
         write_report(out, &layout, &found)
     };

@@ -60,15 +60,15 @@
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use strata::attachments::{AttachmentError, AttachmentMeta, AttachmentStore, Content};
 use strata::{
-    Bytes, CheckpointBlob, DeliveryPolicy, GraphCommitDelta, MergeKey, PersistedSessionRead,
+    Bytes, CheckpointBlob, Clock, DeliveryPolicy, GraphCommitDelta, MergeKey, PersistedSessionRead,
     QueuedWorkBatchDraft, QueuedWorkClaim, QueuedWorkClaimBoundary, RuntimeCheckpoint,
     RuntimeCommit, RuntimeCommitResult, RuntimePersistence, RuntimeTurnCommitStamp, SessionMeta,
-    SessionNodeRecord, SessionReadScope, SlotPolicy, StoreError, TokenLedgerEntry, TokenUsage,
-    commit_semantic_hash,
+    SessionNodeRecord, SessionReadScope, SlotPolicy, StoreError, SystemClock, TokenLedgerEntry,
+    TokenUsage, commit_semantic_hash,
 };
 
 use super::stats::{Op, Outcome, Recorder};
@@ -417,7 +417,7 @@ impl Session {
         let meta = SessionMeta {
             session_id: self.id.clone(),
             session_name: Some(format!("benchmark {}", self.id)),
-            created_at_epoch_ms: now_ms(),
+            created_at_epoch_ms: SystemClock.now_ms(),
             model: Some(MODEL.into()),
             cwd: Some("/work/project".into()),
             relation: None,
@@ -867,10 +867,6 @@ fn attachment_bytes(session: &str, turn: u32, len: usize) -> Bytes {
 
 fn active_path() -> SessionReadScope {
     SessionReadScope::ActivePath { leaf_node_id: None }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }
 
 fn node(id: String, parent: Option<String>, payload: Bytes, turn: u32) -> SessionNodeRecord {
