@@ -9,7 +9,7 @@ use lash_core::runtime::{
     QueuedWorkBatch, QueuedWorkBatchDraft, QueuedWorkClaim, QueuedWorkClaimBoundary,
 };
 use lash_core::store::{PersistedSessionRead, RuntimeCommit, RuntimeCommitResult};
-use strata_core::{RuntimePersistence, StoreError};
+use strata_core::RuntimePersistence;
 
 use crate::mapping::{self as map, Decode};
 use crate::wait::{off_executor, wait_for};
@@ -52,16 +52,12 @@ impl<S: ?Sized> std::fmt::Debug for ForLash<S> {
     }
 }
 
-fn lash_error(error: StoreError) -> lash::StoreError {
-    map::error_to_lash(error)
-}
-
 #[deny(clippy::missing_trait_methods)]
 impl<S: RuntimePersistence + ?Sized + 'static> lash::AttachmentManifest for ForLash<S> {
     fn record_intent(&self, intent: lash::AttachmentIntent) -> Result<(), lash::StoreError> {
         let store = Arc::clone(&self.store);
         let intent = map::intent_to_strata(intent);
-        wait_for(async move { store.record_intent(intent).await }).map_err(lash_error)
+        wait_for(async move { store.record_intent(intent).await }).map_err(map::error_to_lash)
     }
 
     fn commit_refs(
@@ -72,7 +68,8 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::AttachmentManifest for ForL
         let store = Arc::clone(&self.store);
         let session_id = session_id.to_owned();
         let ids = map::attachment_ids_to_strata(attachment_ids);
-        wait_for(async move { store.commit_refs(&session_id, &ids).await }).map_err(lash_error)
+        wait_for(async move { store.commit_refs(&session_id, &ids).await })
+            .map_err(map::error_to_lash)
     }
 
     fn list_uncommitted(
@@ -81,14 +78,14 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::AttachmentManifest for ForL
     ) -> Result<Vec<lash::AttachmentManifestEntry>, lash::StoreError> {
         let store = Arc::clone(&self.store);
         let rows = wait_for(async move { store.list_uncommitted(older_than_epoch_ms).await })
-            .map_err(lash_error)?;
+            .map_err(map::error_to_lash)?;
         Ok(rows.into_iter().map(map::manifest_entry_to_lash).collect())
     }
 
     fn forget(&self, attachment_id: &lash::AttachmentId) -> Result<(), lash::StoreError> {
         let store = Arc::clone(&self.store);
         let id = attachment_id.as_str().to_owned();
-        wait_for(async move { store.forget(&id).await }).map_err(lash_error)
+        wait_for(async move { store.forget(&id).await }).map_err(map::error_to_lash)
     }
 }
 
@@ -103,22 +100,25 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
         &self,
         scope: lash::SessionReadScope,
     ) -> Result<Option<PersistedSessionRead>, lash::StoreError> {
-        let read =
-            self.store.load_session(map::scope_to_strata(scope)).await.map_err(lash_error)?;
+        let read = self
+            .store
+            .load_session(map::scope_to_strata(scope))
+            .await
+            .map_err(map::error_to_lash)?;
         let Some(read) = read else { return Ok(None) };
         let large = read.graph.nodes.len() >= map::LARGE_READ_NODES;
         let decode = move || map::session_read_to_lash(read, Decode::Lenient);
         // Decoding a large graph takes milliseconds: on the blocking pool, not on an executor
         // thread (lash-sqlite-store decodes on its connection thread for the same reason).
         let read = if large { off_executor(decode).await } else { decode() };
-        read.map(Some).map_err(lash_error)
+        read.map(Some).map_err(map::error_to_lash)
     }
 
     async fn load_node(
         &self,
         node_id: &str,
     ) -> Result<Option<lash::SessionNodeRecord>, lash::StoreError> {
-        let node = self.store.load_node(node_id).await.map_err(lash_error)?;
+        let node = self.store.load_node(node_id).await.map_err(map::error_to_lash)?;
         Ok(node.map(|node| map::node_to_lash(node, Decode::Lenient)))
     }
 
@@ -126,8 +126,8 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
         &self,
         commit: RuntimeCommit,
     ) -> Result<RuntimeCommitResult, lash::StoreError> {
-        let commit = map::commit_to_strata(commit).map_err(lash_error)?;
-        let result = self.store.commit_runtime_state(commit).await.map_err(lash_error)?;
+        let commit = map::commit_to_strata(commit).map_err(map::error_to_lash)?;
+        let result = self.store.commit_runtime_state(commit).await.map_err(map::error_to_lash)?;
         Ok(map::commit_result_to_lash(result, Decode::Lenient))
     }
 
@@ -135,8 +135,8 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
         &self,
         batch: QueuedWorkBatchDraft,
     ) -> Result<QueuedWorkBatch, lash::StoreError> {
-        let draft = map::draft_to_strata(batch).map_err(lash_error)?;
-        let batch = self.store.enqueue_queued_work(draft).await.map_err(lash_error)?;
+        let draft = map::draft_to_strata(batch).map_err(map::error_to_lash)?;
+        let batch = self.store.enqueue_queued_work(draft).await.map_err(map::error_to_lash)?;
         Ok(map::batch_to_lash(batch, Decode::Lenient))
     }
 
@@ -153,7 +153,7 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
             .store
             .claim_ready_queued_work(session_id, owner_id, boundary, lease_ttl_ms, max_batches)
             .await
-            .map_err(lash_error)?;
+            .map_err(map::error_to_lash)?;
         Ok(claim.map(|claim| map::claim_to_lash(claim, Decode::Lenient)))
     }
 
@@ -176,7 +176,7 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
                 batch_ids,
             )
             .await
-            .map_err(lash_error)?;
+            .map_err(map::error_to_lash)?;
         Ok(claim.map(|claim| map::claim_to_lash(claim, Decode::Lenient)))
     }
 
@@ -185,9 +185,12 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
         claim: &QueuedWorkClaim,
         lease_ttl_ms: u64,
     ) -> Result<QueuedWorkClaim, lash::StoreError> {
-        let claim = map::claim_to_strata(claim.clone()).map_err(lash_error)?;
-        let renewed =
-            self.store.renew_queued_work_claim(&claim, lease_ttl_ms).await.map_err(lash_error)?;
+        let claim = map::claim_to_strata(claim.clone()).map_err(map::error_to_lash)?;
+        let renewed = self
+            .store
+            .renew_queued_work_claim(&claim, lease_ttl_ms)
+            .await
+            .map_err(map::error_to_lash)?;
         Ok(map::claim_to_lash(renewed, Decode::Lenient))
     }
 
@@ -195,8 +198,8 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
         &self,
         claim: &QueuedWorkClaim,
     ) -> Result<(), lash::StoreError> {
-        let claim = map::claim_to_strata(claim.clone()).map_err(lash_error)?;
-        self.store.abandon_queued_work_claim(&claim).await.map_err(lash_error)
+        let claim = map::claim_to_strata(claim.clone()).map_err(map::error_to_lash)?;
+        self.store.abandon_queued_work_claim(&claim).await.map_err(map::error_to_lash)
     }
 
     async fn cancel_queued_work_batch(
@@ -204,8 +207,11 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
         session_id: &str,
         batch_id: &str,
     ) -> Result<Option<QueuedWorkBatch>, lash::StoreError> {
-        let batch =
-            self.store.cancel_queued_work_batch(session_id, batch_id).await.map_err(lash_error)?;
+        let batch = self
+            .store
+            .cancel_queued_work_batch(session_id, batch_id)
+            .await
+            .map_err(map::error_to_lash)?;
         Ok(batch.map(|batch| map::batch_to_lash(batch, Decode::Lenient)))
     }
 
@@ -213,7 +219,7 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
         &self,
         session_id: &str,
     ) -> Result<Vec<QueuedWorkBatch>, lash::StoreError> {
-        let batches = self.store.list_queued_work(session_id).await.map_err(lash_error)?;
+        let batches = self.store.list_queued_work(session_id).await.map_err(map::error_to_lash)?;
         Ok(batches.into_iter().map(|batch| map::batch_to_lash(batch, Decode::Lenient)).collect())
     }
 
@@ -221,29 +227,30 @@ impl<S: RuntimePersistence + ?Sized + 'static> lash::RuntimePersistence for ForL
         &self,
         session_id: &str,
     ) -> Result<Vec<QueuedWorkBatch>, lash::StoreError> {
-        let batches = self.store.list_pending_queued_work(session_id).await.map_err(lash_error)?;
+        let batches =
+            self.store.list_pending_queued_work(session_id).await.map_err(map::error_to_lash)?;
         Ok(batches.into_iter().map(|batch| map::batch_to_lash(batch, Decode::Lenient)).collect())
     }
 
     async fn save_session_meta(&self, meta: lash::SessionMeta) -> Result<(), lash::StoreError> {
-        let meta = map::meta_to_strata(meta).map_err(lash_error)?;
-        self.store.save_session_meta(meta).await.map_err(lash_error)
+        let meta = map::meta_to_strata(meta).map_err(map::error_to_lash)?;
+        self.store.save_session_meta(meta).await.map_err(map::error_to_lash)
     }
 
     async fn load_session_meta(&self) -> Result<Option<lash::SessionMeta>, lash::StoreError> {
-        let meta = self.store.load_session_meta().await.map_err(lash_error)?;
+        let meta = self.store.load_session_meta().await.map_err(map::error_to_lash)?;
         Ok(meta.map(|meta| map::meta_to_lash(meta, Decode::Lenient)))
     }
 
     async fn tombstone_nodes(&self, ids: &[String]) -> Result<(), lash::StoreError> {
-        self.store.tombstone_nodes(ids).await.map_err(lash_error)
+        self.store.tombstone_nodes(ids).await.map_err(map::error_to_lash)
     }
 
     async fn vacuum(&self) -> Result<lash::VacuumReport, lash::StoreError> {
-        Ok(map::vacuum_to_lash(self.store.vacuum().await.map_err(lash_error)?))
+        Ok(map::vacuum_to_lash(self.store.vacuum().await.map_err(map::error_to_lash)?))
     }
 
     async fn gc_unreachable(&self) -> Result<lash::GcReport, lash::StoreError> {
-        Ok(map::gc_to_lash(self.store.gc_unreachable().await.map_err(lash_error)?))
+        Ok(map::gc_to_lash(self.store.gc_unreachable().await.map_err(map::error_to_lash)?))
     }
 }

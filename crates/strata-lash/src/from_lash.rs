@@ -52,10 +52,6 @@ impl std::fmt::Debug for FromLash {
     }
 }
 
-fn strata_error(error: lash::StoreError) -> StoreError {
-    map::error_to_strata(error)
-}
-
 impl Serve for FromLash {
     fn serve<'a>(
         &'a self,
@@ -75,40 +71,41 @@ impl FromLash {
         Ok(match request {
             Request::LoadSession { scope } => {
                 let read = store.load_session(map::scope_to_lash(scope)).await;
-                let read = read.map_err(strata_error)?;
+                let read = read.map_err(map::error_to_strata)?;
                 Response::Session(read.map(map::session_read_to_strata).transpose()?.map(Box::new))
             }
             Request::LoadNode { node_id } => {
-                let node = store.load_node(node_id).await.map_err(strata_error)?;
+                let node = store.load_node(node_id).await.map_err(map::error_to_strata)?;
                 Response::Node(node.map(map::node_to_strata).transpose()?)
             }
             Request::CommitRuntimeState { commit } => {
                 let commit = map::commit_to_lash(Arc::unwrap_or_clone(commit), Decode::Exact)?;
-                let result = store.commit_runtime_state(commit).await.map_err(strata_error)?;
+                let result =
+                    store.commit_runtime_state(commit).await.map_err(map::error_to_strata)?;
                 Response::Committed(map::commit_result_to_strata(result)?)
             }
             Request::SaveSessionMeta { meta } => {
                 let meta = map::meta_to_lash(Arc::unwrap_or_clone(meta), Decode::Exact);
-                store.save_session_meta(meta).await.map_err(strata_error)?;
+                store.save_session_meta(meta).await.map_err(map::error_to_strata)?;
                 Response::Done
             }
             Request::LoadSessionMeta => {
-                let meta = store.load_session_meta().await.map_err(strata_error)?;
+                let meta = store.load_session_meta().await.map_err(map::error_to_strata)?;
                 Response::Meta(meta.map(map::meta_to_strata).transpose()?)
             }
             Request::TombstoneNodes { ids } => {
-                store.tombstone_nodes(ids).await.map_err(strata_error)?;
+                store.tombstone_nodes(ids).await.map_err(map::error_to_strata)?;
                 Response::Done
             }
             Request::Vacuum => Response::Vacuumed(map::vacuum_to_strata(
-                store.vacuum().await.map_err(strata_error)?,
+                store.vacuum().await.map_err(map::error_to_strata)?,
             )),
             Request::GcUnreachable => Response::Collected(map::gc_to_strata(
-                store.gc_unreachable().await.map_err(strata_error)?,
+                store.gc_unreachable().await.map_err(map::error_to_strata)?,
             )),
             Request::EnqueueQueuedWork { draft } => {
                 let draft = map::draft_to_lash(Arc::unwrap_or_clone(draft), Decode::Exact);
-                let batch = store.enqueue_queued_work(draft).await.map_err(strata_error)?;
+                let batch = store.enqueue_queued_work(draft).await.map_err(map::error_to_strata)?;
                 Response::Enqueued(map::batch_to_strata(batch)?)
             }
             Request::ClaimReadyQueuedWork {
@@ -128,7 +125,7 @@ impl FromLash {
                         max_batches,
                     )
                     .await
-                    .map_err(strata_error)?;
+                    .map_err(map::error_to_strata)?;
                 Response::Claim(claim.map(map::claim_to_strata).transpose()?)
             }
             Request::ClaimReadyQueuedWorkByBatchIds {
@@ -148,7 +145,7 @@ impl FromLash {
                         batch_ids,
                     )
                     .await
-                    .map_err(strata_error)?;
+                    .map_err(map::error_to_strata)?;
                 Response::Claim(claim.map(map::claim_to_strata).transpose()?)
             }
             Request::RenewQueuedWorkClaim { claim, lease_ttl_ms } => {
@@ -156,51 +153,57 @@ impl FromLash {
                 let renewed = store
                     .renew_queued_work_claim(&claim, lease_ttl_ms)
                     .await
-                    .map_err(strata_error)?;
+                    .map_err(map::error_to_strata)?;
                 Response::Renewed(map::claim_to_strata(renewed)?)
             }
             Request::AbandonQueuedWorkClaim { claim } => {
                 let claim = map::claim_to_lash(claim.clone(), Decode::Exact);
-                store.abandon_queued_work_claim(&claim).await.map_err(strata_error)?;
+                store.abandon_queued_work_claim(&claim).await.map_err(map::error_to_strata)?;
                 Response::Done
             }
             Request::CancelQueuedWorkBatch { session_id, batch_id } => {
                 let batch = store
                     .cancel_queued_work_batch(session_id, batch_id)
                     .await
-                    .map_err(strata_error)?;
+                    .map_err(map::error_to_strata)?;
                 Response::Cancelled(batch.map(map::batch_to_strata).transpose()?)
             }
             Request::ListQueuedWork { session_id } => {
-                let batches = store.list_queued_work(session_id).await.map_err(strata_error)?;
+                let batches =
+                    store.list_queued_work(session_id).await.map_err(map::error_to_strata)?;
                 Response::Batches(
                     batches.into_iter().map(map::batch_to_strata).collect::<Result<_, _>>()?,
                 )
             }
             Request::ListPendingQueuedWork { session_id } => {
-                let batches =
-                    store.list_pending_queued_work(session_id).await.map_err(strata_error)?;
+                let batches = store
+                    .list_pending_queued_work(session_id)
+                    .await
+                    .map_err(map::error_to_strata)?;
                 Response::Batches(
                     batches.into_iter().map(map::batch_to_strata).collect::<Result<_, _>>()?,
                 )
             }
             Request::RecordIntent { intent } => {
                 let (store, intent) = (Arc::clone(store), map::intent_to_lash(intent));
-                off_executor(move || store.record_intent(intent).map_err(strata_error)).await?;
+                off_executor(move || store.record_intent(intent).map_err(map::error_to_strata))
+                    .await?;
                 Response::Done
             }
             Request::CommitRefs { session_id, attachment_ids } => {
                 let store = Arc::clone(store);
                 let session_id = session_id.to_owned();
                 let ids = map::attachment_ids_to_lash(attachment_ids);
-                off_executor(move || store.commit_refs(&session_id, &ids).map_err(strata_error))
-                    .await?;
+                off_executor(move || {
+                    store.commit_refs(&session_id, &ids).map_err(map::error_to_strata)
+                })
+                .await?;
                 Response::Done
             }
             Request::ListUncommitted { older_than_ms } => {
                 let store = Arc::clone(store);
                 let rows = off_executor(move || {
-                    store.list_uncommitted(older_than_ms).map_err(strata_error)
+                    store.list_uncommitted(older_than_ms).map_err(map::error_to_strata)
                 })
                 .await?;
                 Response::Uncommitted(rows.into_iter().map(map::manifest_entry_to_strata).collect())
@@ -208,7 +211,7 @@ impl FromLash {
             Request::Forget { attachment_id } => {
                 let store = Arc::clone(store);
                 let id = lash::AttachmentId::new(attachment_id.to_owned());
-                off_executor(move || store.forget(&id).map_err(strata_error)).await?;
+                off_executor(move || store.forget(&id).map_err(map::error_to_strata)).await?;
                 Response::Done
             }
         })

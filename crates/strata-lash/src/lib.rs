@@ -82,10 +82,10 @@
 //! buffers a flattened, internally tagged value into a generic tree before decoding it: that
 //! buffering costs more than the JSON parser does). Measured with
 //! `cargo bench --bench lash -- encoding` on 20k realistic nodes (~740 bytes of lash JSON
-//! each): decoding them back into lash nodes took 90.8 ms from lash's JSON (what
-//! lash-sqlite-store does), 72.8 ms from MessagePack of lash's own type and 42.7 ms from the
-//! bridge's encoding (626 bytes a node against JSON's 736); encoding took 42.9 ms as JSON and
-//! 26.0 ms in the bridge's encoding. Binary formats
+//! each): decoding them back into lash nodes took 43.9 ms from lash's JSON (what
+//! lash-sqlite-store does), 36.9 ms from MessagePack of lash's own type and 20.9 ms from the
+//! bridge's encoding (626 bytes a node against JSON's 736); encoding took 20.2 ms as JSON and
+//! 12.9 ms in the bridge's encoding. Binary formats
 //! that are not self-describing (postcard, bincode) cannot carry lash's types at all: lash
 //! skips absent optional fields (`skip_serializing_if`), flattens and tags enums internally,
 //! and holds `serde_json::Value`s, all of which need a self-describing format. MessagePack is
