@@ -1061,14 +1061,14 @@ fn remove_unused_section_files<S: Image>(dir: &Path, keep: &[String]) -> Result<
 
 /// Compaction steps 3–4, off the log writer: writes the snapshot (temporary file, fsync,
 /// rename, directory fsync) naming `first_gen` as its first segment, then deletes the older
-/// segments. Returns the snapshot's length.
+/// segments.
 fn write_snapshot(
     dir: &Path,
     section: &[u8],
     encoded: &[u8],
     first_gen: u64,
     sync: bool,
-) -> Result<u64, StoreError> {
+) -> Result<(), StoreError> {
     let header = format::file_header(FileKind::Snapshot);
     let mut record = Vec::with_capacity(format::FRAME_HEADER_LEN + encoded.len());
     format::push_frame(&mut record, encoded);
@@ -1080,7 +1080,7 @@ fn write_snapshot(
     if sync {
         sync_dir(dir)?;
     }
-    Ok((header.len() + section.len() + record.len()) as u64)
+    Ok(())
 }
 
 impl<S: Image> std::fmt::Debug for Engine<S> {

@@ -327,10 +327,12 @@
 //!   half the snapshot's size, within 512 KiB and
 //!   [`FileStoreOptions::compact_min_log_bytes`] (2 MiB), plus what is written while one
 //!   compaction runs. Replaying it (decoding and inserting its nodes) and reading the
-//!   preallocated segments are most of what a 20k-node open spends (`perf`). With a fixed
-//!   2 MiB threshold and up to 16 body files it took 3.5–3.8 ms. A 256 KiB floor gave
-//!   0.52–0.55 ms, but its extra background compactions cost small sessions about a tenth of
-//!   their commit rate.
+//!   preallocated segments are most of what a 20k-node open spends (`perf`). Earlier builds,
+//!   measured with the same `cargo bench --bench file_backend -- realistic`: with a fixed
+//!   2 MiB threshold and up to 16 body files it took 3.5–3.8 ms; with the floor at 256 KiB
+//!   (`MIN_COMPACTION_THRESHOLD` in `engine.rs`) 0.52–0.55 ms, but the extra background
+//!   compactions cost small sessions about a tenth of their commit rate (the bench's
+//!   interleaved ratio, ~0.71 against ~0.79 over repeated runs).
 //! - **Memory**: the image holds index entries, parent ids and flags for snapshot nodes, and
 //!   the live segment's nodes in full (payloads included); payloads and stamps of the
 //!   snapshot stay in body files. So the figure after opening a session as commits left it
@@ -366,8 +368,9 @@
 //! | open + `ActivePath` (1k) of a 100k-node session | 1.5 ms | ≤ 10 ms: met |
 //!
 //! A read of snapshot nodes first tries the page cache in the caller's task (`preadv2` with
-//! `RWF_NOWAIT`) and goes to tokio's blocking pool only when the disk must be read (the
-//! hand-off costs about 11 µs); a batch read sorts its bodies by place and reads each run of
+//! `RWF_NOWAIT`) and goes to tokio's blocking pool only when the disk must be read (that
+//! hand-off made `load_node` of a snapshot node 23 µs in `cargo bench --bench file_backend --
+//! session_20k` before the page-cache path, against 1.6 µs now); a batch read sorts its bodies by place and reads each run of
 //! nearby bodies of one file at once. The store keeps up with the raw append loop because of
 //! the preallocated log (see "Durability"): a plain append pays an ext4 journal commit for
 //! the new file size on every `fdatasync`.
