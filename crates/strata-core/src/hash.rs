@@ -2,8 +2,9 @@
 //! hash used in turn stamps. All use BLAKE3 (fast, collision-resistant, no configuration).
 
 use crate::types::{
-    BlobRef, CheckpointBlob, GraphCommitDelta, RuntimeCheckpoint, RuntimeCommit, SessionCheckpoint,
-    SessionGraph, SessionNodeRecord, TokenUsage,
+    AgentFrame, BlobRef, CheckpointBlob, GraphCommitDelta, QueuedWorkCompletion, RuntimeCheckpoint,
+    RuntimeCommit, SessionCheckpoint, SessionGraph, SessionNodeRecord, TokenLedgerEntry,
+    TokenUsage,
 };
 
 const REF_PREFIX: &str = "blake3:";
@@ -158,27 +159,30 @@ pub fn commit_semantic_hash(commit: &RuntimeCommit) -> String {
     fields.str(session_id);
     fields.bytes(config);
     fields.list(agent_frames, |fields, frame| {
-        fields.str(&frame.frame_id);
-        fields.bytes(&frame.payload);
-        fields.list(&frame.blob_refs, |fields, blob_ref| fields.str(blob_ref));
+        let AgentFrame { frame_id, payload, blob_refs } = frame;
+        fields.str(frame_id);
+        fields.bytes(payload);
+        fields.list(blob_refs, |fields, blob_ref| fields.str(blob_ref));
     });
     fields.opt_str(current_frame_id.as_deref());
     fields.graph(graph);
     fields.opt(checkpoint.as_ref(), Fields::checkpoint);
     fields.list(usage_deltas, |fields, entry| {
-        fields.str(&entry.source);
-        fields.str(&entry.model);
+        let TokenLedgerEntry { source, model, usage } = entry;
+        fields.str(source);
+        fields.str(model);
         let TokenUsage { input_tokens, output_tokens, cached_input_tokens, reasoning_tokens } =
-            entry.usage;
+            *usage;
         [input_tokens, output_tokens, cached_input_tokens, reasoning_tokens]
             .into_iter()
             .for_each(|count| fields.u64(count));
     });
     fields.list(completed_queue_claims, |fields, completion| {
-        fields.str(&completion.session_id);
-        fields.str(&completion.claim_id);
-        fields.str(&completion.lease_token);
-        fields.list(&completion.batch_ids, |fields, batch_id| fields.str(batch_id));
+        let QueuedWorkCompletion { session_id, claim_id, lease_token, batch_ids } = completion;
+        fields.str(session_id);
+        fields.str(claim_id);
+        fields.str(lease_token);
+        fields.list(batch_ids, |fields, batch_id| fields.str(batch_id));
     });
     fields.list(committed_attachment_ids, |fields, id| fields.str(id));
     format!("v{COMMIT_HASH_VERSION}:{}", fields.0.finalize().to_hex())

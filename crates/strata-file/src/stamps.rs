@@ -216,10 +216,6 @@ fn partition_point(count: usize, before: impl Fn(usize) -> bool) -> usize {
 }
 
 impl StampBase for StampSection {
-    fn len(&self) -> usize {
-        self.count
-    }
-
     fn contains(&self, session_id: &str, turn_id: &str) -> bool {
         !self.with_key(stamp_key(session_id, turn_id)).is_empty()
     }

@@ -207,7 +207,11 @@ mod tests {
     #[tokio::test]
     async fn a_call_does_its_work_when_polled_not_when_created() {
         let store = MemoryStore::new();
-        let created = store.commit_runtime_state(commit("s", Some(0)));
+        // Through `Serve` itself, as a wrapper holding the inner store's future sees it.
+        let created = Serve::serve(
+            &store,
+            Request::CommitRuntimeState { commit: Arc::new(commit("s", Some(0))) },
+        );
         assert!(store.load_session(SessionReadScope::FullGraph).await.unwrap().is_none());
         drop(created);
         assert!(store.load_session(SessionReadScope::FullGraph).await.unwrap().is_none());

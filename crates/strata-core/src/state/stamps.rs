@@ -23,12 +23,6 @@ use crate::error::StoreError;
 /// reads storage. Reading a record may fail with the backend's error (`CorruptData` naming
 /// the file and offset of a damaged record).
 pub trait StampBase: Send + Sync + fmt::Debug {
-    /// Number of stamps.
-    fn len(&self) -> usize;
-    /// True when there are none.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
     /// Whether a stamp of `(session_id, turn_id)` may be stored (false means surely not).
     fn contains(&self, session_id: &str, turn_id: &str) -> bool;
     /// The stamp of `(session_id, turn_id)`, read from storage.

@@ -668,9 +668,6 @@ struct VecStamps {
 }
 
 impl StampBase for VecStamps {
-    fn len(&self) -> usize {
-        self.stamps.len()
-    }
     fn contains(&self, session_id: &str, turn_id: &str) -> bool {
         self.stamps.iter().any(|(s, t, _)| s == session_id && t == turn_id)
     }
